@@ -1,0 +1,115 @@
+"""Accumulators: exact integer counts, associativity, batch-size and device-count invariance."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import xsol
+
+
+def _tree_equal(a, b):
+    for x, z in zip(a, b):
+        assert x.dtype == z.dtype
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(z))
+
+
+def test_merge_of_updates_equals_sequential_updates_for_ids(rng):
+    V, K = 30, 2
+    acc = xsol.token_cooccurrence(V, V, window=K)
+    a = rng.integers(0, V, (257, K)).astype(np.int32), rng.integers(0, V, 257).astype(np.int32)
+    b = rng.integers(0, V, (100, K)).astype(np.int32), rng.integers(0, V, 100).astype(np.int32)
+    s0 = acc.init()
+    merged = acc.merge(acc.update(s0, *a), acc.update(s0, *b))
+    sequential = acc.update(acc.update(s0, *a), *b)
+    _tree_equal(merged, sequential)
+    assert jnp.issubdtype(merged.cooc.dtype, jnp.integer)
+    assert int(merged.num_examples) == 357
+    assert int(merged.cooc.sum()) == 357 * K
+    np.testing.assert_array_equal(np.asarray(merged.feature_totals), np.asarray(merged.cooc.sum(1)))
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 128, 1000])
+def test_batch_size_does_not_change_counts(rng, batch_size):
+    V = 17
+    ids = rng.integers(0, V, 1001)
+    X, y = ids[:-1], ids[1:]
+    ref = xsol.fit_explicit(X, y, V).stats
+    batches = [(X[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    got = xsol.accumulate(batches, V, vocab_size=V, progress=False)
+    _tree_equal(got, ref)
+    np.testing.assert_array_equal(np.asarray(ref.cooc), np.histogram2d(X, y, bins=(V, V), range=((0, V), (0, V)))[0])
+
+
+def test_dense_batches_sum_to_the_whole(rng):
+    X = rng.random((500, 12)).astype(np.float32)
+    y = rng.integers(0, 5, 500)
+    whole = xsol.fit_explicit(X, y, 5).stats
+    parts = xsol.accumulate(((X[i : i + 64], y[i : i + 64]) for i in range(0, 500, 64)), 5,
+                            progress=False)
+    np.testing.assert_allclose(np.asarray(parts.cooc), np.asarray(whole.cooc), rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(parts.label_counts), np.asarray(whole.label_counts))
+    assert parts.cooc.dtype == jnp.float32
+
+
+def test_accumulate_resumes_from_a_saved_state(rng, tmp_path):
+    V = 9
+    ids = rng.integers(0, V, 600)
+    X, y = ids[:-1], ids[1:]
+    first = xsol.accumulate([(X[:300], y[:300])], V, vocab_size=V, progress=False)
+    path = tmp_path / "stats.npz"
+    np.savez(path, **first._asdict())
+    loaded = xsol.CoocStats(**dict(np.load(path)))
+    resumed = xsol.accumulate([(X[300:], y[300:])], V, vocab_size=V, state=loaded, progress=False)
+    _tree_equal(resumed, xsol.fit_explicit(X, y, V).stats)
+
+
+def test_counts_identical_across_device_counts(tmp_path):
+    """Run the same stream on 1 and on 3 (forced) CPU devices: identical integer counts."""
+    script = textwrap.dedent(
+        """
+        import json, sys, numpy as np, jax, xsol
+        rng = np.random.default_rng(1)
+        V = 23
+        ids = rng.integers(0, V, 5003)
+        X = np.stack([ids[:-2], ids[1:-1]], 1); y = ids[2:]
+        batches = [(X[i:i + 500], y[i:i + 500]) for i in range(0, len(y), 500)]
+        s = xsol.accumulate(batches, V, vocab_size=V, progress=False)
+        d = xsol.accumulate([(X.astype(np.float32) / V, y)], V, progress=False)
+        print(json.dumps({"devices": jax.local_device_count(),
+                          "cooc": np.asarray(s.cooc).tolist(),
+                          "n": int(s.num_examples),
+                          "dense": np.asarray(d.cooc).tolist()}))
+        """
+    )
+    out = {}
+    for n in (1, 3):
+        env = dict(os.environ, JAX_PLATFORMS="cpu",
+                   XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+        r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        out[n] = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out[1]["devices"] == 1 and out[3]["devices"] == 3
+    assert out[1]["cooc"] == out[3]["cooc"]
+    assert out[1]["n"] == out[3]["n"] == 5001
+    np.testing.assert_allclose(out[1]["dense"], out[3]["dense"], rtol=1e-5)
+
+
+def test_int64_counts_under_x64(tmp_path):
+    script = (
+        "import jax; jax.config.update('jax_enable_x64', True)\n"
+        "import numpy as np, xsol\n"
+        "s = xsol.fit_explicit(np.array([0, 1, 1]), np.array([1, 0, 1]), 2).stats\n"
+        "print(s.cooc.dtype, s.num_examples.dtype)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["int64", "int64"]

@@ -1,0 +1,243 @@
+"""In-memory entry points: ``fit_explicit``, ``ExplicitSolution``, ``softmax_nll``.
+
+scikit-learn-shaped: ``fit_explicit(X, y)`` returns a fitted object with
+``logits``, ``predict_proba``, ``predict``, ``score`` (accuracy) and ``nll``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from xsol import inputs
+from xsol.accumulate import accumulate
+from xsol.solve import solve
+from xsol.stats import CoocStats
+from xsol.temperature import fit_inverse_temperature
+
+#: Default additive smoothing ``a`` (a pseudo-count per cell). Small, because
+#: L1-normalized features give each example a total mass of 1 spread over all
+#: its features; on 8x8 digits a = 1 cost 7 points of accuracy against a = 0.01.
+DEFAULT_SMOOTHING = 0.01
+
+
+@jax.jit
+def _mean_nll(logits, y):
+    return jnp.mean(inputs.cross_entropy(logits, y))
+
+
+def _logits(weights, bias, X, kind, normalize):
+    return _linear_logits_jit(weights, bias, X, kind=kind, normalize=normalize)
+
+
+_linear_logits_jit = jax.jit(inputs.linear_logits, static_argnames=("kind", "normalize"))
+
+
+def prepare_inputs(X, kind: str, *, vocab_size: int | None = None):
+    """Validates ``X`` for scoring; returns ``(X, kind)`` ready for :func:`inputs.linear_logits`."""
+    X = inputs.as_host_array(X)
+    kind = inputs.infer_kind(X, kind)
+    if X.shape[0] == 0:
+        raise ValueError("X is empty (0 examples); expected at least one example")
+    if kind == "ids":
+        return inputs.check_ids(X, vocab_size), kind
+    inputs.check_dense_shape(X)
+    inputs.check_dense_values(X)
+    return X, kind
+
+
+def softmax_nll(weights, bias, X, y, *, kind: str = "auto", normalize: str = "l1") -> float:
+    """Mean cross-entropy ``-1/B sum_t log softmax(x~_t W + b)[y_t]`` of a softmax layer.
+
+    Inputs follow the fitting conventions (:mod:`xsol.inputs`): integer ids of
+    shape ``(B,)``/``(B, K)`` index ``K`` one-hot blocks of ``W`` (``V = M / K``
+    rows each); dense ``(B, M)`` features are normalized by ``normalize``.
+
+    Args:
+      weights: ``(M, N)``.
+      bias: ``(N,)``.
+      X: ids or dense features.
+      y: int labels ``(B,)`` in ``[0, N)``.
+      kind: ``"auto"``, ``"ids"`` or ``"dense"``.
+      normalize: ``"l1"`` or ``"none"``.
+
+    Returns:
+      The mean negative log-likelihood in nats (a Python float).
+    """
+    weights = jnp.asarray(weights)
+    bias = jnp.asarray(bias)
+    if weights.ndim != 2 or bias.shape != (weights.shape[1],):
+        raise ValueError(
+            f"weights must be (M, N) and bias (N,); got {weights.shape} and {bias.shape}"
+        )
+    kind = inputs.infer_kind(X, kind)
+    normalize = inputs.check_normalize(normalize)
+    X_shape = np.shape(X)
+    if kind == "ids":
+        K = 1 if len(X_shape) == 1 else X_shape[1]
+        if weights.shape[0] % K:
+            raise ValueError(
+                f"weights have {weights.shape[0]} rows, not a multiple of the window K={K}"
+            )
+        X, _ = prepare_inputs(X, kind, vocab_size=weights.shape[0] // K)
+    else:
+        X, _ = prepare_inputs(X, kind)
+        if X.shape[1] != weights.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} features but weights have {weights.shape[0]} rows"
+            )
+    y = inputs.check_labels(y, X.shape[0], weights.shape[1])
+    return float(_mean_nll(_logits(weights, bias, X, kind, normalize), y))
+
+
+@dataclasses.dataclass
+class ExplicitSolution:
+    """Explicit weights of a softmax layer and how to apply them.
+
+    Attributes:
+      weights: ``W``, ``(M, N)`` float32 (``M = K * V`` for token windows).
+      bias: ``b``, ``(N,)`` float32 (zeros: see :mod:`xsol.solve`).
+      stats: the :class:`xsol.CoocStats` the weights were solved from.
+      kind: ``"ids"`` or ``"dense"``.
+      normalize: per-example normalization used in fitting and scoring.
+      smoothing: the additive smoothing ``a``.
+      vocab_size: ``V`` for ids, else ``None``.
+      window: ``K`` for ids, else ``None``.
+      inverse_temperature: scale applied to ``x~ W`` in :meth:`logits`
+        (1 unless :meth:`calibrate` was called).
+    """
+
+    weights: jax.Array
+    bias: jax.Array
+    stats: CoocStats
+    kind: str
+    normalize: str
+    smoothing: float
+    vocab_size: int | None = None
+    window: int | None = None
+    inverse_temperature: float = 1.0
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.weights.shape[1])
+
+    def _prepare(self, X):
+        X, _ = prepare_inputs(X, self.kind, vocab_size=self.vocab_size)
+        if self.kind == "ids" and X.shape[1] != self.window:
+            raise ValueError(f"X has a window of {X.shape[1]} positions, expected {self.window}")
+        if self.kind == "dense" and X.shape[1] != self.weights.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, expected {self.weights.shape[0]}"
+            )
+        return X
+
+    def scores(self, X) -> jax.Array:
+        """Unscaled scores ``x~ W`` (no bias, no temperature), ``(B, N)``."""
+        X = self._prepare(X)
+        return _logits(self.weights, jnp.zeros_like(self.bias), X, self.kind, self.normalize)
+
+    def logits(self, X) -> jax.Array:
+        """Logits ``beta * x~ W + b``, shape ``(B, N)``."""
+        return self.inverse_temperature * self.scores(X) + self.bias
+
+    def predict_proba(self, X) -> jax.Array:
+        """``softmax(logits(X))``, shape ``(B, N)``."""
+        return jax.nn.softmax(self.logits(X), axis=-1)
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable label per example, ``(B,)``."""
+        return np.asarray(jnp.argmax(self.logits(X), axis=-1))
+
+    def score(self, X, y) -> float:
+        """Accuracy of :meth:`predict` against ``y``."""
+        pred = self.predict(X)
+        y = inputs.check_labels(y, pred.shape[0], self.num_classes)
+        return float(np.mean(pred == y))
+
+    def nll(self, X, y) -> float:
+        """Mean cross-entropy in nats of :meth:`logits` on ``(X, y)``."""
+        z = self.logits(X)
+        y = inputs.check_labels(y, z.shape[0], self.num_classes)
+        return float(_mean_nll(z, y))
+
+    def perplexity(self, X, y) -> float:
+        """``exp(nll)``, the usual language-model figure."""
+        return float(np.exp(self.nll(X, y)))
+
+    def calibrate(self, X, y) -> "ExplicitSolution":
+        """A copy with the inverse temperature fitted on ``(X, y)`` (see :mod:`xsol.temperature`).
+
+        Predictions do not change; the cross-entropy drops.
+        """
+        s = self.scores(X)
+        y = inputs.check_labels(y, s.shape[0], self.num_classes)
+        beta = fit_inverse_temperature(s, self.bias, y)
+        return dataclasses.replace(self, inverse_temperature=beta)
+
+    def scaled_weights(self) -> jax.Array:
+        """``beta * W``: the weights a plain softmax layer needs to reproduce :meth:`logits`."""
+        return self.inverse_temperature * self.weights
+
+
+def fit_explicit(
+    X,
+    y,
+    num_classes: int | None = None,
+    *,
+    vocab_size: int | None = None,
+    smoothing: float = DEFAULT_SMOOTHING,
+    normalize: str = "l1",
+    kind: str = "auto",
+    progress: bool = False,
+) -> ExplicitSolution:
+    """Fits the explicit softmax-layer solution to in-memory arrays, in one pass.
+
+    ``W_ij = log(F_ij + a) - log(f_i + N a)``, ``b = 0``, with ``F = X~^T Y``
+    (see :mod:`xsol.solve`).
+
+    Args:
+      X: integer token ids of shape ``(B,)`` or ``(B, K)`` (a K-token window,
+        one one-hot block per position), or dense non-negative features
+        ``(B, M)`` (float, uint8 or bool). See :func:`xsol.inputs.infer_kind`.
+      y: int labels ``(B,)`` (the next token for a language model).
+      num_classes: ``N``; default ``max(y) + 1``. Pass it for language models
+        (``N = V``) so unseen labels still get a column.
+      vocab_size: ``V`` for ids; default ``max(max(X) + 1, N)`` (so a language
+        model given ``num_classes=V`` gets ``V`` rows per position).
+      smoothing: additive smoothing ``a >= 0`` (default :data:`DEFAULT_SMOOTHING`).
+      normalize: ``"l1"`` (``x / sum(x)``) or ``"none"`` (dense features; for
+        ids ``"l1"`` means averaging the ``K`` blocks' rows).
+      kind: ``"auto"``, ``"ids"`` or ``"dense"``.
+      progress: show a progress bar.
+
+    Returns:
+      An :class:`ExplicitSolution`.
+    """
+    X = inputs.as_host_array(X)
+    if np.ndim(X) == 0 or np.shape(X)[0] == 0:
+        raise ValueError("X is empty (0 examples); expected at least one example")
+    kind = inputs.infer_kind(X, kind)
+    normalize = inputs.check_normalize(normalize)
+    y = inputs.check_labels(y, np.shape(X)[0], num_classes)
+    if num_classes is None:
+        num_classes = int(y.max()) + 1
+    V = None
+    if kind == "ids":
+        X = inputs.check_ids(X, vocab_size)
+        V = int(vocab_size) if vocab_size is not None else max(int(X.max()) + 1, int(num_classes))
+    stats = accumulate([(X, y)], num_classes, vocab_size=V, kind=kind, normalize=normalize,
+                       progress=progress)
+    W, b = solve(stats, smoothing=smoothing)
+    window = None if kind != "ids" else int(X.shape[1])
+    return ExplicitSolution(W, b, stats, kind, normalize, float(smoothing), V, window)
+
+
+def solution_from_stats(stats: CoocStats, *, kind: str, normalize: str = "l1",
+                        smoothing: float = DEFAULT_SMOOTHING, vocab_size: int | None = None,
+                        window: int | None = None) -> ExplicitSolution:
+    """An :class:`ExplicitSolution` from statistics gathered by :func:`xsol.accumulate`."""
+    W, b = solve(stats, smoothing=smoothing)
+    return ExplicitSolution(W, b, stats, kind, normalize, float(smoothing), vocab_size, window)
+

@@ -1,0 +1,277 @@
+"""Co-occurrence statistics: pure ``init`` / ``update`` / ``merge`` accumulators.
+
+Everything the explicit solution needs is the feature-by-label co-occurrence
+matrix ``F = X~^T Y`` (``M x N``, ``Y`` the one-hot labels) and its sums,
+gathered in one pass over the data (DESIGN.md section 1). Statistics are sums,
+so they merge associatively: shards on several devices combine with one
+``psum`` and a stream can stop and resume from a saved state.
+
+Each accumulator is an :class:`Accumulator` of three pure functions, in the
+shape of an optax ``GradientTransformation``::
+
+    acc = xsol.token_cooccurrence(vocab_size=V, num_classes=V, window=1)
+    state = acc.init()
+    for X, y in batches:
+        state = acc.update(state, X, y)   # jit-compiled; any batch size
+
+The state is a :class:`CoocStats` pytree. ``update`` trusts its input (it runs
+inside ``jit``); :func:`xsol.accumulate` and :func:`xsol.fit_explicit` validate
+inputs first and raise clear errors.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from xsol import memory
+from xsol.inputs import Normalize, check_normalize
+
+
+class CoocStats(NamedTuple):
+    """Sufficient statistics of a softmax layer over one pass of data.
+
+    Attributes:
+      cooc: ``F``, shape ``(M, N)``. For token ids, exact integer counts
+        ``F_ij = #{(t, k): k * V + X[t, k] = i, y_t = j}`` (one count per
+        position, i.e. before the ``1/K`` normalization, which cancels in the
+        explicit solution). For dense features, ``F = X~^T Y`` in float32.
+      feature_totals: ``f_i = sum_j F_ij``, shape ``(M,)``, same dtype as ``cooc``.
+      label_counts: examples per label, shape ``(N,)``, integer.
+      num_examples: number of examples seen, integer scalar.
+    """
+
+    cooc: jax.Array
+    feature_totals: jax.Array
+    label_counts: jax.Array
+    num_examples: jax.Array
+
+
+class Accumulator(NamedTuple):
+    """A pair of pure functions (plus ``merge``) over :class:`CoocStats`.
+
+    Attributes:
+      init: ``() -> CoocStats``, zero statistics.
+      update: ``(state, X, y) -> CoocStats``, adds a batch (jit-compiled).
+      merge: ``(a, b) -> CoocStats``, adds two statistics entrywise.
+      kind: ``"ids"`` or ``"dense"``.
+      num_features: ``M``.
+      num_classes: ``N``.
+      vocab_size: ``V`` for ids (``None`` for dense).
+      window: ``K`` for ids (``None`` for dense).
+      normalize: the per-example normalization (``"l1"`` or ``"none"``).
+    """
+
+    init: Callable[[], CoocStats]
+    update: Callable[[CoocStats, jax.Array, jax.Array], CoocStats]
+    merge: Callable[[CoocStats, CoocStats], CoocStats]
+    kind: str
+    num_features: int
+    num_classes: int
+    vocab_size: int | None
+    window: int | None
+    normalize: str
+
+
+def count_dtype():
+    """Integer dtype for exact counts: int64 under ``jax_enable_x64``, else int32."""
+    return jnp.int64 if jax.config.jax_enable_x64 else jnp.int32
+
+
+def max_count() -> int:
+    """Largest count the integer dtype holds exactly."""
+    return int(jnp.iinfo(count_dtype()).max)
+
+
+@jax.jit
+def merge(a: CoocStats, b: CoocStats) -> CoocStats:
+    """``a + b`` entrywise: statistics are sums, so merging is addition."""
+    return jax.tree_util.tree_map(jnp.add, a, b)
+
+
+def zeros(num_features: int, num_classes: int, cooc_dtype) -> CoocStats:
+    """Zero statistics for ``M`` features and ``N`` labels."""
+    c = count_dtype()
+    return CoocStats(
+        cooc=jnp.zeros((num_features, num_classes), cooc_dtype),
+        feature_totals=jnp.zeros((num_features,), cooc_dtype),
+        label_counts=jnp.zeros((num_classes,), c),
+        num_examples=jnp.zeros((), c),
+    )
+
+
+def _check_cooc_fits(num_features: int, num_classes: int, itemsize: int, kind: str) -> None:
+    hint = (
+        "use a smaller vocabulary (a cap with an <unk> token), fewer window "
+        "positions, or sparse statistics"
+        if kind == "ids"
+        else "reduce the number of features or classes"
+    )
+    # The state and one update's result are alive together.
+    memory.check_fits(
+        "co-occurrence matrix", (num_features, num_classes), itemsize, copies=2, hint=hint
+    )
+
+
+def _label_counts(y: jax.Array, num_classes: int) -> jax.Array:
+    # Labels equal to num_classes are padding (sharded updates) and are dropped.
+    return jnp.zeros((num_classes,), count_dtype()).at[y].add(1, mode="drop")
+
+
+def token_batch_stats(X: jax.Array, y: jax.Array, vocab_size: int, num_classes: int) -> CoocStats:
+    """Exact integer statistics of one batch of token ids.
+
+    ``F[k * V + X[t, k], y_t] += 1`` for every example ``t`` and position ``k``,
+    as one scatter-add (no one-hot matrix). Rows whose label equals
+    ``num_classes`` are padding and count nothing.
+
+    Args:
+      X: int32 ids, shape ``(B, K)``, values in ``[0, V)``.
+      y: int32 labels, shape ``(B,)``, values in ``[0, N]`` (``N`` = padding).
+      vocab_size: ``V``.
+      num_classes: ``N``.
+
+    Returns:
+      The batch's :class:`CoocStats` (integer dtype, see :func:`count_dtype`).
+    """
+    B, K = X.shape
+    c = count_dtype()
+    valid = (y < num_classes).astype(c)
+    rows = (X + (jnp.arange(K, dtype=X.dtype) * vocab_size)[None, :]).reshape(-1)
+    cols = jnp.broadcast_to(y[:, None], (B, K)).reshape(-1)
+    ones = jnp.broadcast_to(valid[:, None], (B, K)).reshape(-1)
+    M = K * vocab_size
+    cooc = jnp.zeros((M, num_classes), c).at[rows, cols].add(ones, mode="drop")
+    totals = jnp.zeros((M,), c).at[rows].add(ones, mode="drop")
+    return CoocStats(cooc, totals, _label_counts(y, num_classes), valid.sum())
+
+
+def dense_batch_stats(
+    X: jax.Array, y: jax.Array, num_classes: int, normalize: Normalize
+) -> tuple[CoocStats, jax.Array, jax.Array]:
+    """Float statistics of one batch of dense features, plus input checks.
+
+    ``F = X~^T onehot(y)`` computed as ``X^T (onehot(y) * w)`` with
+    ``w_t = 1 / sum(x_t)`` (``"l1"``) or ``1`` (``"none"``): the per-example
+    scale is folded into the small ``B x N`` matrix, so ``X`` is read once.
+    The product runs at float32 precision (``Precision.HIGHEST``). Labels equal
+    to ``num_classes`` are padding (their one-hot row is zero).
+
+    Args:
+      X: shape ``(B, M)``, float or uint8/bool.
+      y: int32 labels, shape ``(B,)``.
+      num_classes: ``N``.
+      normalize: ``"l1"`` or ``"none"``.
+
+    Returns:
+      ``(stats, x_min, all_rows_finite)``: the batch's :class:`CoocStats`
+      (float32 ``cooc``), the smallest entry of ``X`` and whether every row sum
+      is finite (false iff ``X`` holds a NaN or an infinity).
+    """
+    fdt = jnp.promote_types(X.dtype, jnp.float32)
+    x = X.astype(fdt)
+    s = x.sum(axis=1)
+    x_min = x.min() if x.size else jnp.zeros((), fdt)
+    finite = jnp.all(jnp.isfinite(s))
+    if normalize == "l1":
+        w = jnp.where(s > 0, 1.0 / jnp.where(s > 0, s, 1.0), 0.0)
+    else:
+        w = jnp.ones_like(s)
+    A = jax.nn.one_hot(y, num_classes, dtype=fdt) * w[:, None]
+    cooc = jax.lax.dot_general(
+        x, A, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST
+    )
+    stats = CoocStats(
+        cooc,
+        cooc.sum(axis=1),
+        _label_counts(y, num_classes),
+        (y < num_classes).sum(dtype=count_dtype()),
+    )
+    return stats, x_min, finite
+
+
+def token_cooccurrence(vocab_size: int, num_classes: int, window: int = 1) -> Accumulator:
+    """Accumulator of exact integer counts for token-id inputs.
+
+    Features are ``K`` one-hot blocks of size ``V`` (``M = K * V``); ``update``
+    takes ids of shape ``(B,)`` or ``(B, K)`` and labels ``(B,)`` and adds
+    ``F[k * V + X[t, k], y_t] += 1`` with a scatter-add in the integer dtype of
+    :func:`count_dtype` (int32, or int64 under ``jax_enable_x64``), so counts are
+    exact and independent of batch size and device count.
+
+    Args:
+      vocab_size: ``V``.
+      num_classes: ``N`` (``V`` for a language model).
+      window: ``K``, the number of positions per example.
+
+    Returns:
+      An :class:`Accumulator`.
+    """
+    for name, v in (("vocab_size", vocab_size), ("num_classes", num_classes), ("window", window)):
+        if int(v) < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    V, N, K = int(vocab_size), int(num_classes), int(window)
+    _check_cooc_fits(K * V, N, jnp.dtype(count_dtype()).itemsize, "ids")
+
+    def init() -> CoocStats:
+        return zeros(K * V, N, count_dtype())
+
+    update = functools.partial(_token_update, vocab_size=V, num_classes=N)
+    return Accumulator(init, update, merge, "ids", K * V, N, V, K, "none")
+
+
+def feature_cooccurrence(
+    num_features: int, num_classes: int, normalize: Normalize = "l1"
+) -> Accumulator:
+    """Accumulator of ``F = X~^T Y`` for dense non-negative features.
+
+    ``update`` takes ``X`` of shape ``(B, M)`` (float, uint8 or bool) and labels
+    ``(B,)``; it normalizes each example (``x~ = x / sum(x)`` for ``"l1"``; zero
+    rows stay zero) and accumulates in float32 (float64 when
+    ``jax_enable_x64`` is on and ``X`` is float64). It does not check its input;
+    :func:`xsol.accumulate` does.
+
+    Args:
+      num_features: ``M``.
+      num_classes: ``N``.
+      normalize: ``"l1"`` or ``"none"``.
+
+    Returns:
+      An :class:`Accumulator`.
+    """
+    for name, v in (("num_features", num_features), ("num_classes", num_classes)):
+        if int(v) < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    M, N = int(num_features), int(num_classes)
+    normalize = check_normalize(normalize)
+    _check_cooc_fits(M, N, 4, "dense")
+
+    def init() -> CoocStats:
+        return zeros(M, N, jnp.float32)
+
+    update = functools.partial(_dense_update, num_classes=N, normalize=normalize)
+    return Accumulator(init, update, merge, "dense", M, N, None, None, normalize)
+
+
+# Module-level jitted kernels with static configuration, so every accumulator
+# with the same shapes shares one compiled executable.
+
+
+@functools.partial(jax.jit, static_argnames=("vocab_size", "num_classes"))
+def _token_update(state, X, y, *, vocab_size, num_classes):
+    X = X.reshape(X.shape[0], -1)
+    return merge(state, token_batch_stats(X, y, vocab_size, num_classes))
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "normalize"))
+def _dense_update(state, X, y, *, num_classes, normalize):
+    batch, _, _ = dense_batch_stats(X, y, num_classes, normalize)
+    return merge(state, cast_like(batch, state))
+
+
+def cast_like(stats: CoocStats, like: CoocStats) -> CoocStats:
+    """Casts every field of ``stats`` to the dtype of the same field of ``like``."""
+    return jax.tree_util.tree_map(lambda b, s: b.astype(s.dtype), stats, like)

@@ -1,0 +1,77 @@
+"""Data for xsol: real datasets, offline files, text, and batch streams.
+
+Modules (one idea each):
+
+* `idx`: read/write IDX files (the MNIST format), plain or gzipped.
+* `images`: `load_images("mnist" | "fashion_mnist" | "digits")` from local
+  IDX files, tensorflow-datasets, or Debian's dataset package.
+* `text`: `load_text(source)`: the embedded default text (Python's
+  documentation topics), files, directories, or tfds text datasets.
+* `tokenizer`: the word/character splitting rules.
+* `vocab`: `Vocabulary` and `tokenize(text) -> (ids, vocab)`.
+* `windows`: `context_windows(ids, window)` next-token examples and the
+  contiguous `split_tokens` train/held-out split.
+* `streaming`: fixed-size `(X, y)` batch streams (`Batches`) over arrays,
+  IDX files, text files and tfds, for one-pass statistics.
+* `tfds_source`: lazy, optional tensorflow-datasets access.
+
+Nothing here imports JAX or TensorFlow; tensorflow-datasets is imported only
+when a tfds source is used.
+"""
+
+from xsol.data.idx import IdxHeader, iter_idx_chunks, read_idx, read_idx_header, write_idx
+from xsol.data.images import (
+    DATA_DIR_ENV,
+    IMAGE_DATASETS,
+    DatasetNotFoundError,
+    ImageData,
+    find_idx_files,
+    load_images,
+)
+from xsol.data.streaming import (
+    Batches,
+    SizedBatches,
+    iter_array_batches,
+    iter_idx_batches,
+    iter_text_windows,
+    iter_tfds_batches,
+    rebatch,
+)
+from xsol.data.text import TFDS_TEXT_DATASETS, embedded_text, iter_text_chunks, load_text
+from xsol.data.tfds_source import TfdsUnavailableError
+from xsol.data.tokenizer import split_text
+from xsol.data.vocab import UNK, Vocabulary, build_vocabulary, tokenize
+from xsol.data.windows import context_windows, split_tokens
+
+__all__ = [
+    "IdxHeader",
+    "read_idx",
+    "read_idx_header",
+    "iter_idx_chunks",
+    "write_idx",
+    "DATA_DIR_ENV",
+    "IMAGE_DATASETS",
+    "DatasetNotFoundError",
+    "ImageData",
+    "find_idx_files",
+    "load_images",
+    "TFDS_TEXT_DATASETS",
+    "embedded_text",
+    "load_text",
+    "iter_text_chunks",
+    "TfdsUnavailableError",
+    "split_text",
+    "UNK",
+    "Vocabulary",
+    "build_vocabulary",
+    "tokenize",
+    "context_windows",
+    "split_tokens",
+    "Batches",
+    "SizedBatches",
+    "rebatch",
+    "iter_array_batches",
+    "iter_idx_batches",
+    "iter_text_windows",
+    "iter_tfds_batches",
+]

@@ -13,6 +13,7 @@ Main entry points:
 * :func:`softmax_nll` -- the cross-entropy of any softmax layer's weights.
 """
 
+from xsol import data
 from xsol.accumulate import BatchError, accumulate
 from xsol.explicit import (
     DEFAULT_SMOOTHING,
@@ -42,6 +43,7 @@ __all__ = [
     "ExplicitSolution",
     "MemoryBudgetError",
     "accumulate",
+    "data",
     "explicit_weights",
     "feature_cooccurrence",
     "fit_explicit",

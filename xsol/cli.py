@@ -80,7 +80,8 @@ def fit_text(args) -> dict:
     from xsol.data import context_windows, load_text, split_tokens, tokenize
 
     text = load_text(args.text if args.text != "embedded" else None)
-    ids, vocab = tokenize(text, level=args.level, vocab_size=args.vocab_size)
+    ids, vocab = tokenize(text, level=args.level, vocab_size=args.vocab_size,
+                          keep_punctuation=args.punctuation)
     train, held = split_tokens(ids, held_out=0.1)
     V = len(vocab)
     rows = []
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--normalize", choices=("l1", "none"), default="l1")
     fit.add_argument("--level", choices=("word", "char"), default="word")
     fit.add_argument("--vocab-size", type=int, default=2000)
+    fit.add_argument("--punctuation", action="store_true",
+                     help="keep punctuation marks as tokens (word level)")
     fit.add_argument("--window", type=int, default=2, help="largest window K for text")
     fit.add_argument("--json", default=None, help="also write the results to this JSON file")
     return parser

@@ -23,6 +23,9 @@ from xsol.explicit import (
     solution_from_stats,
 )
 from xsol.memory import MemoryBudgetError
+from xsol.metrics import row_centered_cosine, row_centered_distance, weight_agreement
+from xsol.models import MLP, SoftmaxRegression, TokenLM, layer_inputs
+from xsol.plots import plot_trajectories
 from xsol.solve import explicit_weights, solve
 from xsol.stats import (
     Accumulator,
@@ -32,10 +35,26 @@ from xsol.stats import (
     token_cooccurrence,
 )
 from xsol.temperature import fit_inverse_temperature
+from xsol.train import TrainState, create_train_state, make_train_step, train_and_evaluate
+from xsol.trajectory import Trajectory, log_steps
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MLP",
+    "SoftmaxRegression",
+    "TokenLM",
+    "TrainState",
+    "Trajectory",
+    "create_train_state",
+    "layer_inputs",
+    "log_steps",
+    "make_train_step",
+    "plot_trajectories",
+    "row_centered_cosine",
+    "row_centered_distance",
+    "train_and_evaluate",
+    "weight_agreement",
     "Accumulator",
     "BatchError",
     "CoocStats",

@@ -1,5 +1,7 @@
 """The ``xsol`` command line.
 
+* ``xsol reproduce --quick``: every claim of Williams & Zhao (2023) measured
+  on the embedded data, written up as a report with tables and plots.
 * ``xsol fit --dataset digits``: explicit weights on an image dataset, scored
   next to scikit-learn baselines.
 * ``xsol fit --text [SOURCE]``: an explicit K-token-window language model on a
@@ -127,7 +129,50 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep punctuation marks as tokens (word level)")
     fit.add_argument("--window", type=int, default=2, help="largest window K for text")
     fit.add_argument("--json", default=None, help="also write the results to this JSON file")
+
+    rep = sub.add_parser("reproduce", help="measure every claim and write a report")
+    scale = rep.add_mutually_exclusive_group()
+    scale.add_argument("--quick", dest="scale", action="store_const", const="quick",
+                       help="embedded data, a few minutes on 2 CPU cores (default)")
+    scale.add_argument("--tiny", dest="scale", action="store_const", const="tiny",
+                       help="seconds: a smoke test of the whole pipeline")
+    scale.add_argument("--full", dest="scale", action="store_const", const="full",
+                       help="real runs: digits + Fashion-MNIST, 5 seeds, 3000 steps")
+    rep.add_argument("--datasets", default=None,
+                     help="comma-separated image datasets (digits, fashion_mnist, mnist)")
+    rep.add_argument("--data-dir", default=None, help="directory with IDX files")
+    rep.add_argument("--image-limit", type=int, default=None, help="first N training images")
+    rep.add_argument("--text", default=None, help="text for the LMs (file, directory, tfds:NAME)")
+    rep.add_argument("--vocab-size", type=int, default=None)
+    rep.add_argument("--windows", default=None, help="comma-separated LM windows K, e.g. 1,2,3")
+    rep.add_argument("--seeds", type=int, default=None, help="number of seeds")
+    rep.add_argument("--steps", type=int, default=None, help="Adam steps per run")
+    rep.add_argument("--batch-size", type=int, default=None, help="image minibatch size")
+    rep.add_argument("--hidden", default=None, help="comma-separated hidden widths (C5)")
+    rep.add_argument("--out", default="xsol-report", help="output folder (default xsol-report)")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rep.set_defaults(scale="quick")
     return parser
+
+
+def _ints(text):
+    return None if text is None else tuple(int(v) for v in text.split(",") if v.strip())
+
+
+def reproduce(args) -> dict:
+    """Runs :func:`xsol.experiments.reproduce.run` with the command line's settings."""
+    from xsol.experiments.config import ReproduceConfig
+    from xsol.experiments.reproduce import run
+
+    cfg = ReproduceConfig.for_scale(
+        args.scale,
+        image_datasets=tuple(args.datasets.split(",")) if args.datasets else None,
+        data_dir=args.data_dir, image_limit=args.image_limit, text_source=args.text,
+        vocab_size=args.vocab_size, windows=_ints(args.windows),
+        seeds=tuple(range(args.seeds)) if args.seeds else None, steps=args.steps,
+        batch_size=args.batch_size, hidden_widths=_ints(args.hidden), out_dir=args.out,
+    )
+    return run(cfg, progress=not args.no_progress)
 
 
 def main(argv=None) -> int:
@@ -139,6 +184,9 @@ def main(argv=None) -> int:
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=2)
+        return 0
+    if args.command == "reproduce":
+        reproduce(args)
         return 0
     return 2
 

@@ -1,0 +1,101 @@
+"""Settings of a reproduction run, at three scales, and the tasks it loads once."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from xsol.experiments.tasks import Task, image_task, text_task
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceConfig:
+    """Everything that decides what ``xsol reproduce`` measures.
+
+    Attributes:
+      scale: ``"tiny"`` (seconds; tests), ``"quick"`` (minutes on 2 CPU cores,
+        embedded data), ``"full"`` (real runs; GPU/TPU welcome).
+      image_datasets: image tasks, e.g. ``("digits", "fashion_mnist", "mnist")``.
+      data_dir: directory with IDX files (else tfds / system locations).
+      image_limit: keep the first ``image_limit`` training images (None: all).
+      test_limit: keep the first ``test_limit`` test images (None: all).
+      text_source: text for the language-model tasks (None: the embedded text).
+      vocab_size: word vocabulary cap (including ``<unk>``).
+      windows: context windows ``K`` for the language-model tasks.
+      max_tokens: truncate the token stream (None: all).
+      seeds: one run per seed; a seed picks a resample of the training set
+        (``resample_fraction`` of it), the random init and the minibatches.
+      resample_fraction: fraction of training examples each seed keeps.
+      steps: optimizer steps per gradient run.
+      learning_rate: Adam's learning rate for image tasks.
+      batch_size: minibatch size for image tasks (None: full batch).
+      lm_learning_rate: Adam's learning rate for language models.
+      lm_batch_size: minibatch size for language models (None: full batch).
+      hidden_widths: hidden-layer widths for the multi-layer experiments.
+      lm_smoothing: additive smoothing for the language models.
+      image_smoothing: additive smoothing for dense features.
+      out_dir: where the report goes.
+    """
+
+    scale: str = "quick"
+    image_datasets: tuple = ("digits",)
+    data_dir: str | None = None
+    image_limit: int | None = None
+    test_limit: int | None = None
+    text_source: str | None = None
+    vocab_size: int = 1000
+    windows: tuple = (1, 2)
+    max_tokens: int | None = None
+    seeds: tuple = (0, 1, 2)
+    resample_fraction: float = 0.9
+    steps: int = 500
+    learning_rate: float = 1e-2
+    batch_size: int | None = None
+    lm_learning_rate: float = 5e-2
+    lm_batch_size: int | None = 4096
+    hidden_widths: tuple = (32,)
+    lm_smoothing: float = 0.01
+    image_smoothing: float = 0.01
+    out_dir: str = "xsol-report"
+
+    @classmethod
+    def for_scale(cls, scale: str, **overrides) -> "ReproduceConfig":
+        """The defaults of a scale, with ``overrides`` (None values are ignored)."""
+        presets = {
+            "tiny": dict(vocab_size=300, windows=(1,), max_tokens=20000, seeds=(0, 1),
+                         steps=40, hidden_widths=(16,), image_limit=600),
+            "quick": dict(),
+            "full": dict(image_datasets=("digits", "fashion_mnist"), vocab_size=2000,
+                         windows=(1, 2, 3), seeds=(0, 1, 2, 3, 4), steps=3000,
+                         hidden_widths=(64, 256), batch_size=None),
+        }
+        if scale not in presets:
+            raise ValueError(f"scale must be one of {tuple(presets)}, got {scale!r}")
+        values = dict(presets[scale], scale=scale)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class TaskCache:
+    """Loads each task once per run (datasets, tokenization, windows)."""
+
+    def __init__(self, cfg: ReproduceConfig):
+        self.cfg = cfg
+
+    @functools.lru_cache(maxsize=None)
+    def image(self, name: str) -> Task:
+        """The image task ``name`` at the configured limits."""
+        return image_task(name, self.cfg.data_dir, limit=self.cfg.image_limit,
+                          test_limit=self.cfg.test_limit)
+
+    @functools.lru_cache(maxsize=None)
+    def text(self, window: int) -> Task:
+        """The word-level next-token task with a ``window``-token context."""
+        return text_task(self.cfg.text_source, vocab_size=self.cfg.vocab_size, window=window,
+                         max_tokens=self.cfg.max_tokens)
+
+    def images(self) -> list:
+        return [self.image(n) for n in self.cfg.image_datasets]
+
+    def texts(self) -> list:
+        return [self.text(k) for k in self.cfg.windows]

@@ -1,0 +1,105 @@
+"""Reading explicit weights (claim C8): weights as images, and top next tokens.
+
+For dense inputs, row ``i`` of the explicit ``W`` is ``log P(label | feature i)``;
+centering it over labels, ``W_ij - mean_j W_ij``, says how much pixel ``i``
+favors class ``j`` over the others, which can be drawn as one image per class.
+A measurable proxy for "interpretable": the correlation of each class's
+centered weight image with that class's mean input minus the overall mean
+input (its template). For a bigram LM, row ``i`` is ``log P(next | word i)``
+and its largest entries are the most likely next tokens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def centered(W) -> np.ndarray:
+    """``W - mean_j W_ij``: row-centered weights (DESIGN.md, identifiability)."""
+    W = np.asarray(W, np.float64)
+    return W - W.mean(axis=1, keepdims=True)
+
+
+def template_correlation(W, X, y, num_classes: int) -> np.ndarray:
+    """Per-class Pearson correlation between centered weights and class templates.
+
+    Template of class ``j``: ``mean(x~ | y = j) - mean(x~)`` with ``x~ = x / sum(x)``.
+
+    Returns:
+      ``(N,)`` correlations (``nan`` for a class absent from ``y``).
+    """
+    X = np.asarray(X, np.float64)
+    s = X.sum(1, keepdims=True)
+    Xn = np.divide(X, s, out=np.zeros_like(X), where=s > 0)
+    overall = Xn.mean(0)
+    C = centered(W)
+    out = np.full(num_classes, np.nan)
+    for j in range(num_classes):
+        m = y == j
+        if m.any():
+            t = Xn[m].mean(0) - overall
+            out[j] = np.corrcoef(C[:, j], t)[0, 1]
+    return out
+
+
+def draw_weight_images(weights: dict, image_shape, path, class_names=None) -> str:
+    """One row per weight matrix, one 2-D image per class, saved as PNG.
+
+    Args:
+      weights: ``{title: W}`` with ``W`` of shape ``(H * W_img, N)``.
+      image_shape: ``(H, W_img)``.
+      path: output PNG path.
+      class_names: labels for the columns.
+
+    Returns:
+      ``path`` as a string.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = list(weights)
+    N = np.asarray(weights[titles[0]]).shape[1]
+    fig, axes = plt.subplots(len(titles), N, figsize=(1.3 * N, 1.5 * len(titles) + 0.4),
+                             squeeze=False)
+    for r, title in enumerate(titles):
+        C = centered(weights[title])
+        lim = np.percentile(np.abs(C), 99) or 1.0
+        for j in range(N):
+            ax = axes[r, j]
+            ax.imshow(C[:, j].reshape(image_shape), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(str(class_names[j]) if class_names is not None else str(j), fontsize=8)
+            if j == 0:
+                ax.set_ylabel(title, fontsize=7)
+    fig.suptitle("row-centered weights per class (red: favors the class)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def top_next_tokens(W, vocab, words, k: int = 5) -> dict:
+    """For each word, the ``k`` tokens with the largest weights in its row.
+
+    Args:
+      W: bigram weights ``(V, V)`` (row = previous token).
+      vocab: an :class:`xsol.data.Vocabulary`.
+      words: tokens to look up.
+      k: how many next tokens.
+
+    Returns:
+      ``{word: [(token, probability), ...]}`` with probabilities ``softmax(W_i)``.
+    """
+    W = np.asarray(W, np.float64)
+    out = {}
+    for w in words:
+        i = vocab.id_of(w)
+        row = W[i]
+        p = np.exp(row - row.max())
+        p /= p.sum()
+        top = np.argsort(-row, kind="stable")[:k]
+        out[w] = [(vocab.tokens[t], float(p[t])) for t in top]
+    return out

@@ -1,0 +1,140 @@
+"""Claim results, and the report they make: ``report.md``, ``results.json``, PNGs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+VERDICTS = ("holds", "partly", "does not hold", "not run")
+
+
+@dataclasses.dataclass
+class Table:
+    """A table: ``columns`` is a list of ``(key, title, format)``; rows are dicts."""
+
+    caption: str
+    columns: list
+    rows: list
+
+    def markdown(self) -> str:
+        head = "| " + " | ".join(t for _, t, _ in self.columns) + " |"
+        sep = "|" + "|".join("---" for _ in self.columns) + "|"
+        lines = [f"*{self.caption}*", "", head, sep]
+        for r in self.rows:
+            cells = []
+            for key, _, fmt in self.columns:
+                v = r.get(key)
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    cells.append("–")
+                elif fmt:
+                    cells.append(fmt.format(v))
+                else:
+                    cells.append(str(v))
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    """What one experiment found about one claim.
+
+    Attributes:
+      claim: ``"C1"`` ... ``"C8"``.
+      title: the claim in a few words.
+      verdict: one of :data:`VERDICTS`.
+      summary: one line with the numbers behind the verdict.
+      tables: :class:`Table` list.
+      plots: PNG file names (relative to the output folder).
+      notes: further sentences (method, caveats).
+      data: everything measured, for ``results.json``.
+    """
+
+    claim: str
+    title: str
+    verdict: str
+    summary: str
+    tables: list = dataclasses.field(default_factory=list)
+    plots: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+    data: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return _jsonable(dataclasses.asdict(x))
+    if isinstance(x, (str, int, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol reproduce") -> dict:
+    """Writes ``report.md`` and ``results.json`` into ``out_dir``.
+
+    Returns:
+      ``{"report": path, "json": path}``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", ""]
+    lines += [
+        "Claims of Williams & Zhao (2023), arXiv:2311.07498, measured on real data. "
+        "Each section gives the setting, a table (mean ± standard deviation over seeds "
+        "unless stated), plots, and a one-line verdict: *holds*, *partly* or *does not hold*.",
+        "",
+        "## Verdicts",
+        "",
+        "| claim | verdict | evidence |",
+        "|---|---|---|",
+    ]
+    for r in results:
+        lines.append(f"| {r.claim}: {r.title} | **{r.verdict}** | {r.summary} |")
+    lines += ["", "## Settings", "", "```", json.dumps(_jsonable(settings), indent=2), "```", ""]
+    for r in results:
+        lines += [f"## {r.claim}: {r.title}", "", f"**Verdict: {r.verdict}.** {r.summary}", ""]
+        for note in r.notes:
+            lines += [note, ""]
+        for t in r.tables:
+            lines += [t.markdown(), ""]
+        for p in r.plots:
+            lines += [f"![{r.claim}]({p})", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    payload = {
+        "settings": settings,
+        "claims": [
+            {
+                "claim": r.claim,
+                "title": r.title,
+                "verdict": r.verdict,
+                "summary": r.summary,
+                "notes": r.notes,
+                "plots": r.plots,
+                "tables": [{"caption": t.caption, "rows": t.rows} for t in r.tables],
+                "data": r.data,
+            }
+            for r in results
+        ],
+    }
+    js = out / "results.json"
+    js.write_text(json.dumps(_jsonable(payload), indent=2))
+    return {"report": os.fspath(report), "json": os.fspath(js)}

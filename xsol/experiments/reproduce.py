@@ -1,0 +1,136 @@
+"""``xsol reproduce``: every claim measured, written up as a report.
+
+:func:`run` loads the configured tasks, computes the shared runs once
+(:mod:`xsol.experiments.runs`), derives each claim's result, runs the
+multi-layer (C5) and cost (C6) experiments, and writes ``report.md``,
+``results.json``, PNG plots and every trajectory (JSON and CSV) to the output
+folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import jax
+
+from xsol.experiments import claims
+from xsol.experiments.config import ReproduceConfig, TaskCache
+from xsol.experiments.report import ClaimResult, write_report
+from xsol.experiments.runs import run_all
+
+
+def environment() -> dict:
+    """Versions and device, for the record."""
+    import flax
+    import numpy
+    import optax
+    import sklearn
+
+    import xsol
+
+    dev = jax.devices()[0]
+    return dict(
+        xsol=xsol.__version__, jax=jax.__version__, flax=flax.__version__,
+        optax=optax.__version__, numpy=numpy.__version__, sklearn=sklearn.__version__,
+        python=platform.python_version(), platform=platform.platform(),
+        backend=jax.default_backend(), device=str(dev), device_kind=dev.device_kind,
+        device_count=jax.device_count(),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _load_tasks(cfg: ReproduceConfig, cache: TaskCache, log) -> tuple[list, list]:
+    tasks, skipped = [], []
+    for name in cfg.image_datasets:
+        try:
+            tasks.append(cache.image(name))
+        except FileNotFoundError as e:  # an unavailable dataset is reported, not fatal
+            skipped.append(dict(task=name, reason=str(e).splitlines()[0]))
+            log(f"skipping {name}: {str(e).splitlines()[0]}")
+    tasks += cache.texts()
+    return tasks, skipped
+
+
+def _guarded(claim: str, title: str, fn, log) -> ClaimResult:
+    """Runs one experiment; a failure becomes a 'not run' section instead of losing the report."""
+    t0 = time.perf_counter()
+    try:
+        result = fn()
+    except Exception as e:  # noqa: BLE001 - the report must still be written
+        log(f"{claim} failed: {e!r}")
+        return ClaimResult(claim, title, "not run", f"the experiment failed: {e!r}",
+                           notes=["```\n" + traceback.format_exc() + "```"])
+    result.data.setdefault("experiment_seconds", time.perf_counter() - t0)
+    return result
+
+
+def run(cfg: ReproduceConfig, *, progress: bool = True, log=print) -> dict:
+    """Runs every experiment at ``cfg`` and writes the report.
+
+    Returns:
+      ``{"report": path, "json": path, "results": [ClaimResult], "seconds": s}``.
+    """
+    t_start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = TaskCache(cfg)
+    tasks, skipped = _load_tasks(cfg, cache, log)
+    for t in tasks:
+        log(t.describe())
+    runs = run_all(tasks, cfg, progress=progress)
+    traj_dir = out / "trajectories"
+    traj_dir.mkdir(exist_ok=True)
+    for name, rs in runs.items():
+        for r in rs:
+            for init, traj in r.adam.items():
+                stem = f"{name.replace(' ', '_').replace('=', '')}_seed{r.seed}_{init}"
+                traj.to_json(traj_dir / f"{stem}.json")
+                traj.to_csv(traj_dir / f"{stem}.csv")
+    by_name = {t.name: t for t in tasks}
+    results = [
+        _guarded("C1", "explicit LM solution is near-optimal",
+                 lambda: claims.claim_c1(runs, out, cfg), log),
+        _guarded("C2", "generalizes to positive-valued features",
+                 lambda: claims.claim_c2(runs, out, cfg), log),
+        _guarded("C3", "backprop from the explicit solution improves it only a little",
+                 lambda: claims.claim_c3(runs, out, cfg), log),
+        _guarded("C4", "random init moves toward the explicit solution",
+                 lambda: claims.claim_c4(runs, out, cfg), log),
+        _guarded("C5", "layer-wise explicit solutions in multi-layer networks",
+                 lambda: _layerwise(cfg, cache, out, progress), log),
+        _guarded("C6", "computational savings grow with model size",
+                 lambda: _cost(cfg, cache, out, progress), log),
+        _guarded("C7", "warm start + backprop finds better optima",
+                 lambda: claims.claim_c7(runs, out, cfg), log),
+        _guarded("C8", "explicit weights are interpretable",
+                 lambda: claims.claim_c8(runs, by_name, out, cfg), log),
+    ]
+    settings = dict(config=dataclasses.asdict(cfg), environment=environment(),
+                    skipped_tasks=skipped, tasks=[t.describe() for t in tasks],
+                    command=" ".join(sys.argv), seconds=time.perf_counter() - t_start)
+    paths = write_report(out, results, settings)
+    log("")
+    log("| claim | verdict | evidence |")
+    log("|---|---|---|")
+    for r in results:
+        log(f"| {r.claim}: {r.title} | {r.verdict} | {r.summary} |")
+    log(f"\nreport: {paths['report']}  ({time.perf_counter() - t_start:.0f} s)")
+    return dict(paths, results=results, seconds=time.perf_counter() - t_start)
+
+
+def _layerwise(cfg, cache, out, progress) -> ClaimResult:
+    from xsol.experiments import layerwise
+
+    return layerwise.run(cfg, cache, out, progress=progress)
+
+
+def _cost(cfg, cache, out, progress) -> ClaimResult:
+    from xsol.experiments import cost
+
+    return cost.run(cfg, cache, out, progress=progress)

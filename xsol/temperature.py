@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 @jax.jit
 def _newton(scores, bias, y, beta):
-    def body(_, beta):
+    def step_size(beta):
         z = beta * scores + bias
         p = jax.nn.softmax(z, axis=-1)
         mean_s = (p * scores).sum(-1)
@@ -28,11 +28,20 @@ def _newton(scores, bias, y, beta):
         s_y = jnp.take_along_axis(scores, y[:, None], axis=-1)[:, 0]
         g = jnp.mean(mean_s - s_y)
         h = jnp.maximum(jnp.mean(var_s), 1e-12)
-        # Damped step in log-space keeps beta positive.
-        step = jnp.clip(g / h, -0.5 * beta, 4.0 * beta)
-        return beta - step
+        # Damped: beta may at most halve or grow 5x per step, so it stays positive.
+        return jnp.clip(g / h, -4.0 * beta, 0.5 * beta)
 
-    return jax.lax.fori_loop(0, 50, body, beta)
+    def cond(carry):
+        it, beta, step = carry
+        return (it < 50) & (jnp.abs(step) > 1e-6 * beta)
+
+    def body(carry):
+        it, beta, _ = carry
+        step = step_size(beta)
+        return it + 1, beta - step, step
+
+    _, beta, _ = jax.lax.while_loop(cond, body, (0, beta, jnp.asarray(jnp.inf, beta.dtype)))
+    return beta
 
 
 def fit_inverse_temperature(scores: jax.Array, bias: jax.Array, y: jax.Array) -> float:

@@ -43,12 +43,12 @@ class ReproduceConfig:
     image_limit: int | None = None
     test_limit: int | None = None
     text_source: str | None = None
-    vocab_size: int = 1000
+    vocab_size: int = 500
     windows: tuple = (1, 2)
     max_tokens: int | None = None
     seeds: tuple = (0, 1, 2)
     resample_fraction: float = 0.9
-    steps: int = 500
+    steps: int = 300
     learning_rate: float = 1e-2
     batch_size: int | None = None
     lm_learning_rate: float = 5e-2

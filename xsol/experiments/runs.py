@@ -29,7 +29,7 @@ from xsol.optimum import fit_optimum
 from xsol.trajectory import Trajectory, log_steps
 
 #: L-BFGS iteration caps per scale.
-LBFGS_ITERS = {"tiny": 30, "quick": 300, "full": 2000}
+LBFGS_ITERS = {"tiny": 30, "quick": 100, "full": 1000}
 
 
 @dataclasses.dataclass
@@ -57,7 +57,7 @@ def model_for(task: Task):
 
 def record_steps(total: int) -> list:
     """Log-spaced record points plus the one-tenth budget used by C7."""
-    return sorted(set(log_steps(total, 16)) | {max(1, total // 10)})
+    return sorted(set(log_steps(total, 12)) | {max(1, total // 10)})
 
 
 def _solution_metrics(sol, task: Task, seconds: float) -> dict:

@@ -104,10 +104,17 @@ def test_prior_once_is_an_ordinary_softmax_layer(tiny):
     sol = xsol.fit_explicit(t.X_train, t.y_train, t.num_classes)
     once = layerwise.count_prior_once(sol, t.X_train, t.y_train)
     assert once.inverse_temperature > 1
-    # it is an ordinary softmax layer: weights beta (W - 1 log p^T), bias log p
+    # it is an ordinary softmax layer: weights beta (W - 1 log c^T), bias log p
     z = np.asarray(once.logits(t.X_test))
+    F = np.asarray(sol.stats.cooc, float)
+    log_c = np.log(F.sum(0) + F.shape[0] * sol.smoothing)
     n = np.asarray(sol.stats.label_counts, float) + sol.smoothing
     log_p = np.log(n / n.sum())
     Xn = t.X_test / t.X_test.sum(1, keepdims=True)
-    expected = once.inverse_temperature * (Xn @ (np.asarray(sol.weights) - log_p)) + log_p
+    expected = once.inverse_temperature * (Xn @ (np.asarray(sol.weights) - log_c)) + log_p
     np.testing.assert_allclose(z, expected, rtol=1e-4, atol=1e-4)
+    # W - 1 log c^T is the smoothed log-likelihood log P^(i|k) up to a constant per row
+    L = np.asarray(sol.weights) - log_c
+    lik = np.log(F + sol.smoothing) - np.log(F.sum(0) + F.shape[0] * sol.smoothing)
+    d = L - lik
+    np.testing.assert_allclose(d, np.repeat(d[:, :1], d.shape[1], 1), atol=1e-4)

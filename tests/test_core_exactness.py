@@ -1,6 +1,7 @@
 """The one-hot explicit solution is the exact optimum (DESIGN.md case A)."""
 
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -107,3 +108,27 @@ def test_temperature_calibration_keeps_predictions_and_lowers_loss():
     b = cal.inverse_temperature
     assert loss(b) <= min(loss(b * 0.97), loss(b * 1.03))
     assert abs(loss(b) - cal.nll(X, y)) < 1e-5
+
+
+def test_prior_counted_once_is_calibrated_naive_bayes():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X, y = d.data[:1000].astype(np.float32), d.target[:1000]
+    sol = xsol.fit_explicit(X, y, 10, smoothing=0.01)
+    once = sol.calibrate(X, y, prior="once")
+    a, F = 0.01, np.asarray(sol.stats.cooc, np.float64)
+    log_lik = np.log((F + a) / (F.sum(0) + F.shape[0] * a))       # log P(pixel | class)
+    n = np.bincount(y, minlength=10) + a
+    Xn = X / X.sum(1, keepdims=True)
+    expected = once.inverse_temperature * Xn @ log_lik + np.log(n / n.sum())
+    got = np.asarray(once.logits(X))
+    # Equal up to a constant per example (the -log(f_i + N a) row term).
+    diff = got - expected
+    np.testing.assert_allclose(diff - diff.mean(1, keepdims=True), 0, atol=2e-3)
+    assert once.nll(X, y) <= sol.calibrate(X, y).nll(X, y) + 1e-3
+    with pytest.raises(ValueError, match="prior must be"):
+        sol.calibrate(X, y, prior="twice")
+    raw = xsol.fit_explicit(X, y, 10, normalize="none")
+    with pytest.raises(ValueError, match='needs normalize="l1"'):
+        raw.calibrate(X, y, prior="once")

@@ -166,15 +166,53 @@ class ExplicitSolution:
         """``exp(nll)``, the usual language-model figure."""
         return float(np.exp(self.nll(X, y)))
 
-    def calibrate(self, X, y) -> "ExplicitSolution":
-        """A copy with the inverse temperature fitted on ``(X, y)`` (see :mod:`xsol.temperature`).
+    def calibrate(self, X, y, *, prior: str = "scaled") -> "ExplicitSolution":
+        """A copy with the inverse temperature ``beta`` fitted on ``(X, y)``.
 
-        Predictions do not change; the cross-entropy drops.
+        ``prior="scaled"`` (default): logits ``beta * x~ W + b``; predictions do
+        not change, the cross-entropy drops (see :mod:`xsol.temperature`).
+
+        ``prior="once"``: the explicit weights factor as
+        ``W_ik = log P^(i | k) + log c_k - log(f_i + N a)`` with the smoothed
+        likelihood ``P^(i | k) = (F_ik + a) / c_k`` and ``c_k = sum_i F_ik + M a``,
+        so ``log c_k``, the label's (unnormalized) log prior, sits inside every
+        row and a fitted ``beta`` would scale it too. This variant removes it
+        from ``W`` and adds the prior once as the bias:
+        ``logits = beta * x~ (W - 1 log c^T) + log p`` with
+        ``p_k = (n_k + a) / (n + N a)``. It needs inputs whose normalized
+        features sum to 1 (``normalize="l1"``); it can change predictions
+        (it is calibrated multinomial naive Bayes).
+
+        Args:
+          X: inputs to fit ``beta`` on (usually the training inputs).
+          y: their labels.
+          prior: ``"scaled"`` or ``"once"``.
+
+        Returns:
+          A new :class:`ExplicitSolution` (same statistics).
         """
-        s = self.scores(X)
+        if prior not in ("scaled", "once"):
+            raise ValueError(f"prior must be 'scaled' or 'once', got {prior!r}")
+        base = dataclasses.replace(self, inverse_temperature=1.0)
+        if prior == "once":
+            if self.normalize != "l1":
+                raise ValueError(
+                    'prior="once" needs normalize="l1" (features summing to 1 per example); '
+                    f"this solution uses normalize={self.normalize!r}"
+                )
+            a = self.smoothing
+            F = np.asarray(self.stats.cooc, np.float64)
+            log_c = np.log(F.sum(axis=0) + F.shape[0] * a)
+            n = np.asarray(self.stats.label_counts, np.float64) + a
+            with np.errstate(divide="ignore"):
+                log_p = np.log(n / n.sum())
+            base = dataclasses.replace(
+                base, weights=self.weights - jnp.asarray(log_c, jnp.float32)[None, :],
+                bias=jnp.asarray(np.maximum(log_p, -1e30), jnp.float32))
+        s = base.scores(X)
         y = inputs.check_labels(y, s.shape[0], self.num_classes)
-        beta = fit_inverse_temperature(s, self.bias, y)
-        return dataclasses.replace(self, inverse_temperature=beta)
+        beta = fit_inverse_temperature(s, base.bias, y)
+        return dataclasses.replace(base, inverse_temperature=beta)
 
     def scaled_weights(self) -> jax.Array:
         """``beta * W``: the weights a plain softmax layer needs to reproduce :meth:`logits`."""

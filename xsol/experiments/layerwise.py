@@ -181,38 +181,14 @@ def kmeans_clusters(X, num_hidden: int, *, seed: int = 0) -> np.ndarray:
 
 
 def count_prior_once(solution: ExplicitSolution, X, y) -> ExplicitSolution:
-    """A copy whose logits count the label prior once: ``beta (s - log c) + log p``.
+    """``solution.calibrate(X, y, prior="once")``: the label prior counted once.
 
-    The explicit weights factor as ``W_ik = log(F_ik + a) - log(f_i + N a)
-    = log P^(i | k) + log c_k - log(f_i + N a)`` with the smoothed likelihood
-    ``P^(i | k) = (F_ik + a) / c_k`` and ``c_k = sum_i F_ik + M a``, the
-    label's smoothed mass: ``log c_k`` is the (unnormalized) log prior inside
-    every row. For L1-normalized inputs ``x~ (W - 1 log c^T) = s - log c``
-    with ``s = x~ W``, which leaves the average log-likelihood plus a constant
-    per example; the prior is then added once as the bias ``log p``,
-    ``p_k = (n_k + a) / (n + N a)`` the smoothed label frequencies. ``beta``
-    is one scalar fitted by Newton's method (:meth:`ExplicitSolution.calibrate`)
-    on ``(X, y)``. The result is an ordinary softmax layer: weights
-    ``beta (W - 1 log c^T)``, bias ``log p``.
-
-    Args:
-      solution: an explicit solution fitted on dense features with ``normalize="l1"``.
-      X: the inputs to fit ``beta`` on.
-      y: their labels.
-
-    Returns:
-      The new :class:`ExplicitSolution` (same statistics).
+    See :meth:`xsol.ExplicitSolution.calibrate`: logits
+    ``beta (x~ W - log c) + log p`` instead of ``beta x~ W``.
     """
-    if solution.kind != "dense" or solution.normalize != "l1":
+    if solution.kind != "dense":
         raise ValueError("count_prior_once needs a solution fitted on dense, L1-normalized inputs")
-    a = solution.smoothing
-    F = np.asarray(solution.stats.cooc, np.float64)
-    log_c = jnp.asarray(np.log(F.sum(0) + F.shape[0] * a), jnp.float32)
-    n = np.asarray(solution.stats.label_counts, np.float64) + a
-    log_p = jnp.asarray(np.log(n / n.sum()), jnp.float32)
-    shifted = dataclasses.replace(solution, weights=solution.weights - log_c[None, :],
-                                  bias=log_p, inverse_temperature=1.0)
-    return shifted.calibrate(X, y)
+    return solution.calibrate(X, y, prior="once")
 
 
 @dataclasses.dataclass

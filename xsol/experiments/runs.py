@@ -43,6 +43,7 @@ class SeedRuns:
     explicit: dict
     calibrated: dict
     optimum: dict
+    prior_once: dict | None
     adam: dict  # {"random": Trajectory, "explicit": Trajectory, "calibrated": Trajectory}
     weights: dict  # final weight matrices for C8: {"explicit", "optimum", "adam_random"}
 
@@ -96,6 +97,11 @@ def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, progress: bool = Fa
     t0 = time.perf_counter()
     cal = sol.calibrate(t.X_train, t.y_train)
     t_cal = t_fit + time.perf_counter() - t0
+    prior_once = None
+    if not t.is_lm:
+        t0 = time.perf_counter()
+        once = sol.calibrate(t.X_train, t.y_train, prior="once")
+        prior_once = _solution_metrics(once, t, t_fit + time.perf_counter() - t0)
 
     Xtr, Xte = _prepared(t)
     t0 = time.perf_counter()
@@ -146,7 +152,7 @@ def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, progress: bool = Fa
         task=t.name, seed=seed, kind=t.kind, num_classes=t.num_classes,
         explicit=_solution_metrics(sol, t, t_fit),
         calibrated=_solution_metrics(cal, t, t_cal),
-        optimum=optimum, adam=runs,
+        optimum=optimum, prior_once=prior_once, adam=runs,
         weights=dict(explicit=np.asarray(sol.weights), optimum=np.asarray(opt.weights),
                      adam_random=finals["random"], calibrated_scale=cal.inverse_temperature),
     )

@@ -11,6 +11,7 @@ of every batch before it.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -83,6 +84,22 @@ def _checked_step(state, X, y, *, kind, vocab_size, num_classes, normalize):
     return st.merge(state, st.cast_like(b, state)), x_min, finite
 
 
+def _count_tokens(state, X, y, *, vocab_size, num_classes):
+    """Counts a validated batch of ids into ``state``; same outputs as ``_checked_step``.
+
+    Only for batches that passed :func:`validate_batch` (ids and labels in
+    range, no padding): the scatter is told its keys are in bounds.
+    """
+    new = st.add_token_counts(state, X, y, vocab_size, num_classes, in_bounds=True)
+    return new, jnp.zeros((), jnp.float32), jnp.array(True)
+
+
+_ID_STATICS = ("vocab_size", "num_classes")
+_token_step_keep = jax.jit(_count_tokens, static_argnames=_ID_STATICS)
+#: The same, reusing the state's buffers for the result (counts updated in place).
+_token_step = jax.jit(_count_tokens, static_argnames=_ID_STATICS, donate_argnums=0)
+
+
 @functools.lru_cache(maxsize=32)
 def _sharded_step(mesh: Mesh, kind, vocab_size, num_classes, normalize):
     """``_checked_step`` with the batch split over ``mesh``'s ``"data"`` axis.
@@ -123,17 +140,103 @@ def data_mesh(devices=None) -> Mesh | None:
     return Mesh(np.array(devices), ("data",))
 
 
-def step(acc: Accumulator, state: CoocStats, X, y, mesh: Mesh | None = None):
+#: Dense host batches go to the compiled step in chunks of about this many
+#: bytes (counted as float32). A chunk stays in the CPU's cache between the
+#: row-sum read, which brings it in from memory, and the two reads after it
+#: (minimum, product); a whole 188 MB batch would be read from memory three
+#: times. Measured on Fashion-MNIST (60k x 784) with 2 cores: about 1.5x faster
+#: than one step over the whole array.
+DENSE_CHUNK_BYTES = 6 << 20
+
+
+def chunk_rows(num_rows: int, num_features: int, itemsize: int, multiple: int = 1) -> int:
+    """Rows per chunk of a dense host batch (see :data:`DENSE_CHUNK_BYTES`).
+
+    A multiple of ``multiple`` (the device count) and, when possible, of the
+    number of rows that keeps every chunk's start 64-byte aligned (so chunks of
+    an aligned array reach the device without a copy). At most ``num_rows``
+    rounded up to that multiple.
+    """
+    row_bytes = max(1, num_features * itemsize)
+    align = inputs.ALIGNMENT // math.gcd(row_bytes, inputs.ALIGNMENT)
+    unit = math.lcm(align, multiple, 16)  # 16 int32 labels are 64 bytes
+    rows = max(unit, DENSE_CHUNK_BYTES // (4 * max(1, num_features)) // unit * unit)
+    return min(rows, -(-num_rows // unit) * unit)
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "vocab_size", "num_classes", "normalize"))
+def _checked_chunk_step(carry, X, y, *, kind, vocab_size, num_classes, normalize):
+    state, x_min, finite = carry
+    state, m, f = _checked_step(state, X, y, kind=kind, vocab_size=vocab_size,
+                                num_classes=num_classes, normalize=normalize)
+    return state, jnp.minimum(x_min, m.astype(x_min.dtype)), finite & f
+
+
+def _host_chunks(X: np.ndarray, y: np.ndarray, rows: int, num_classes: int):
+    """``(X, y)`` in chunks of exactly ``rows`` rows, each aligned for a zero-copy hand-over.
+
+    Aligned slices are views; an unaligned slice is copied once by numpy (far
+    cheaper than the copy ``device_put`` makes). The last chunk is padded with
+    zero rows labelled ``num_classes``, which count nothing, so every chunk has
+    the same shape and the step compiles once.
+    """
+    n = X.shape[0]
+    for i in range(0, n, rows):
+        Xc, yc = X[i:i + rows], y[i:i + rows]
+        if Xc.shape[0] < rows:
+            Xp = inputs.aligned_empty((rows,) + X.shape[1:], X.dtype)
+            Xp[: Xc.shape[0]] = Xc
+            Xp[Xc.shape[0]:] = 0
+            yp = inputs.aligned_empty((rows,), np.int32)
+            yp[: yc.shape[0]] = yc
+            yp[yc.shape[0]:] = num_classes
+            yield Xp, yp
+        else:
+            yield inputs.aligned(Xc), inputs.aligned(yc)
+
+
+def step(acc: Accumulator, state: CoocStats, X, y, mesh: Mesh | None = None, *,
+         donate: bool = False):
     """Adds one (already validated) batch; returns ``(state, x_min, finite)``.
 
+    With ``donate=True`` (token ids, one device) the state's buffers are
+    reused for the result, so the counts are updated in place and ``state``
+    must not be used afterwards.
+
+    Host (numpy) arrays are handed over 64-byte aligned (copied once by numpy
+    when they are not), which the CPU device shares without a copy. Dense host
+    batches larger than :data:`DENSE_CHUNK_BYTES` run as a sequence of
+    cache-sized chunks (see :func:`chunk_rows`); the result is the same sum.
     With a multi-device ``mesh`` the batch is padded to a multiple of the device
     count with rows labelled ``N`` (which count nothing) and split across it.
     """
     kw = dict(kind=acc.kind, vocab_size=acc.vocab_size, num_classes=acc.num_classes,
               normalize=acc.normalize)
+    n = 1 if mesh is None else mesh.devices.size
+    host = isinstance(X, np.ndarray)
+    if host and acc.kind == "dense":
+        rows = chunk_rows(X.shape[0], X.shape[1], X.dtype.itemsize, n)
+        if X.shape[0] > rows:
+            run = functools.partial(_checked_step, **kw) if mesh is None else _sharded_step(mesh, **kw)
+            chunks = _host_chunks(X, np.asarray(y), rows, acc.num_classes)
+            Xc, yc = next(chunks)
+            carry = run(state, Xc, yc)
+            for Xc, yc in chunks:
+                if mesh is None:
+                    carry = _checked_chunk_step(carry, Xc, yc, **kw)
+                else:
+                    new, m, f = run(carry[0], Xc, yc)
+                    carry = (new, jnp.minimum(carry[1], m), carry[2] & f)
+            return carry
+    if host:
+        X = inputs.aligned(X)
+    if not isinstance(y, jax.Array):
+        y = inputs.aligned(y, np.int32)
     if mesh is None:
+        if acc.kind == "ids":
+            update = _token_step if donate else _token_step_keep
+            return update(state, X, y, vocab_size=acc.vocab_size, num_classes=acc.num_classes)
         return _checked_step(state, X, y, **kw)
-    n = mesh.devices.size
     pad = (-X.shape[0]) % n
     if pad:
         X = np.concatenate([np.asarray(X), np.zeros((pad,) + X.shape[1:], X.dtype)])
@@ -244,7 +347,9 @@ def accumulate(
             raise
         except ValueError as e:
             raise BatchError(f"batch {i}: {e}", i, state) from e
-        new_state, x_min, finite = step(acc, state, Xv, yv, mesh)
+        # Host checks above are final for ids (nothing refuses the batch after
+        # the step), so accumulate's own state is donated and counted in place.
+        new_state, x_min, finite = step(acc, state, Xv, yv, mesh, donate=acc.kind == "ids")
         if acc.kind == "dense" and (not bool(finite) or float(x_min) < 0):
             raise BatchError(f"batch {i}: {dense_value_error(Xv)}", i, state)
         state = new_state
@@ -262,4 +367,5 @@ def _check_state(acc: Accumulator, state: CoocStats | None) -> CoocStats:
             f"the starting state has a {tuple(state.cooc.shape)} co-occurrence matrix, "
             f"expected {expected} for these batches"
         )
-    return CoocStats(*(jnp.asarray(s) for s in state))
+    # A copy: the driver updates its state in place (donation), the caller's stays intact.
+    return CoocStats(*(jnp.array(s, copy=True) for s in state))

@@ -76,6 +76,67 @@ def as_host_array(X, name: str = "X") -> np.ndarray:
         raise TypeError(f"{name} could not be converted to an array: {e}") from e
 
 
+#: Byte alignment at which ``jax.device_put`` on the CPU shares a numpy
+#: array's memory instead of copying it.
+ALIGNMENT = 64
+
+
+def is_aligned(a: np.ndarray, alignment: int = ALIGNMENT) -> bool:
+    """Whether ``a`` is C-contiguous, native-endian and starts on an ``alignment``-byte boundary.
+
+    Such arrays reach a CPU device without a copy; others are copied by
+    ``jax.device_put`` (much slower than a numpy copy: DESIGN.md section 5).
+    """
+    return (
+        a.flags.c_contiguous
+        and a.dtype.isnative
+        and a.ctypes.data % alignment == 0
+    )
+
+
+def aligned_empty(shape, dtype, alignment: int = ALIGNMENT) -> np.ndarray:
+    """An uninitialized C-contiguous array whose data starts on an ``alignment``-byte boundary."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(d) for d in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.empty(nbytes + alignment, np.uint8)
+    off = (-buf.ctypes.data) % alignment
+    return buf[off:off + nbytes].view(dtype).reshape(shape)
+
+
+def aligned(a, dtype=None, alignment: int = ALIGNMENT) -> np.ndarray:
+    """``a`` as a C-contiguous, ``alignment``-byte-aligned array of ``dtype``.
+
+    Returns ``a`` itself when it already is one; otherwise one numpy copy (with
+    the dtype conversion folded in), so that handing it to JAX costs nothing.
+    """
+    a = np.asarray(a)
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    if a.dtype == dtype and is_aligned(a, alignment):
+        return a
+    out = aligned_empty(a.shape, dtype.newbyteorder("="), alignment)
+    np.copyto(out, a, casting="unsafe")
+    return out
+
+
+def _range_ok(a: np.ndarray, upper: int | None) -> bool:
+    """Whether every entry of the integer array ``a`` lies in ``[0, upper)``, in one pass.
+
+    Viewing signed integers as unsigned maps negatives above every valid id, so
+    one ``max`` checks both bounds (``upper=None`` checks only ``>= 0``).
+    """
+    if not a.size:
+        return True
+    if a.dtype.kind == "i":
+        u = a.view(a.dtype.str.replace("i", "u"))
+        if upper is None:
+            return int(a.min()) >= 0
+        return int(u.max()) < upper
+    if a.dtype.kind == "u":
+        return upper is None or int(a.max()) < upper
+    return False
+
+
 def check_labels(y, num_examples: int, num_classes: int | None) -> np.ndarray:
     """Validates labels: integers in ``[0, num_classes)``, one per example.
 
@@ -100,7 +161,7 @@ def check_labels(y, num_examples: int, num_classes: int | None) -> np.ndarray:
             y = y.astype(np.int64)
         else:
             raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-    if y.size:
+    if y.size and not _range_ok(y, num_classes):
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or (num_classes is not None and hi >= num_classes):
             bad = lo if lo < 0 else hi
@@ -108,14 +169,15 @@ def check_labels(y, num_examples: int, num_classes: int | None) -> np.ndarray:
                 f"label {bad} is outside [0, {num_classes}); expected labels in "
                 f"[0, num_classes) with num_classes={num_classes}"
             )
-    return y.astype(np.int32, copy=False)
+    return y if y.dtype == np.int32 else aligned(y, np.int32)
 
 
 def check_ids(X, vocab_size: int | None) -> np.ndarray:
     """Validates token ids: shape ``(B,)`` or ``(B, K)``, values in ``[0, V)``.
 
     Returns:
-      ``X`` as ``int32`` with shape ``(B, K)``.
+      ``X`` as ``int32`` with shape ``(B, K)`` (a converted copy is 64-byte
+      aligned, see :func:`aligned`).
     """
     X = np.asarray(X)
     if X.ndim == 1:
@@ -124,7 +186,7 @@ def check_ids(X, vocab_size: int | None) -> np.ndarray:
         raise ValueError(f"token ids must have shape (B,) or (B, K), got shape {X.shape}")
     if X.shape[1] == 0:
         raise ValueError("token ids have a window of 0 positions; expected K >= 1")
-    if X.size:
+    if X.size and not (np.issubdtype(X.dtype, np.integer) and _range_ok(X, vocab_size)):
         lo, hi = int(X.min()), int(X.max())
         if lo < 0 or (vocab_size is not None and hi >= vocab_size):
             bad = lo if lo < 0 else hi
@@ -133,9 +195,10 @@ def check_ids(X, vocab_size: int | None) -> np.ndarray:
                 f"[0, vocab_size) with vocab_size={vocab_size}"
             )
     if X.dtype != np.int32:
-        if X.size and int(X.max()) > np.iinfo(np.int32).max:
+        in_range = vocab_size is not None and vocab_size <= np.iinfo(np.int32).max + 1
+        if X.size and not in_range and int(X.max()) > np.iinfo(np.int32).max:
             raise ValueError("token ids must fit in int32")
-        X = X.astype(np.int32)
+        X = aligned(X, np.int32)
     return X
 
 

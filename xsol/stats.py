@@ -121,12 +121,93 @@ def _label_counts(y: jax.Array, num_classes: int) -> jax.Array:
     return jnp.zeros((num_classes,), count_dtype()).at[y].add(1, mode="drop")
 
 
+def _flat_index_ok(num_features: int, num_classes: int) -> bool:
+    """Whether flat keys ``i * N + j`` (plus one out-of-range key) fit the index dtype."""
+    limit = jnp.iinfo(jnp.int64 if jax.config.jax_enable_x64 else jnp.int32).max
+    return num_features * num_classes < limit
+
+
+def add_token_counts(state: CoocStats, X: jax.Array, y: jax.Array, vocab_size: int,
+                     num_classes: int, *, in_bounds: bool = False) -> CoocStats:
+    """``state`` plus the exact counts of one batch of token ids, scattered in place.
+
+    ``F[k * V + X[t, k], y_t] += 1`` for every example ``t`` and position ``k``,
+    as one scatter-add of ones at the flat keys ``(k * V + X[t, k]) * N + y_t``
+    straight into ``state``'s counts viewed as a vector of ``M * N`` (no
+    one-hot matrix, no second table to merge; under ``jit`` with the state
+    donated the table is updated in place). A flat scatter is about twice as
+    fast as a two-index one on the CPU. Rows whose label equals
+    ``num_classes`` are padding: their key is ``M * N``, out of range, so the
+    scatter drops it.
+
+    The sums: when the table is small next to the batch they are recomputed
+    from the merged counts (``f_i = sum_j F_ij``, ``n_j = sum_{i < V} F_ij``:
+    every example puts one count in each of the ``K`` blocks), which is exact
+    for consistent statistics (every state xsol produces is); otherwise the
+    ``B`` rows and labels are scattered into them, so a large table is not
+    re-read for every small batch.
+
+    Args:
+      state: statistics to add to (integer counts).
+      X: int32 ids, shape ``(B, K)``, values in ``[0, V)``.
+      y: int32 labels, shape ``(B,)``, values in ``[0, N]`` (``N`` = padding).
+      vocab_size: ``V``.
+      num_classes: ``N``.
+      in_bounds: the caller guarantees every id is in ``[0, V)`` and every
+        label in ``[0, N)`` (validated, no padding), so the scatter skips its
+        bounds handling (about 15% faster). Out-of-range input then writes
+        out of bounds: pass it only for validated batches.
+
+    Returns:
+      The updated :class:`CoocStats`.
+    """
+    B, K = X.shape
+    V, N = int(vocab_size), int(num_classes)
+    M = K * V
+    c = state.cooc.dtype
+    valid = y < N
+    rows = X + (jnp.arange(K, dtype=X.dtype) * V)[None, :]
+    if _flat_index_ok(M, N):
+        idx = jnp.int64 if M * N >= jnp.iinfo(jnp.int32).max else jnp.int32
+        keys = rows.astype(idx) * N + y.astype(idx)[:, None]
+        if not in_bounds:
+            keys = jnp.where(valid[:, None], keys, M * N)
+        cooc = _scatter_ones(state.cooc.reshape(-1), keys.reshape(-1), in_bounds).reshape(M, N)
+    else:  # a table this large is refused by the memory check in practice
+        cols = jnp.broadcast_to(y[:, None], (B, K)).reshape(-1)
+        ones = jnp.broadcast_to(valid.astype(c)[:, None], (B, K)).reshape(-1)
+        cooc = state.cooc.at[rows.reshape(-1), cols].add(ones, mode="drop")
+    if M * N <= 4 * B * K:
+        totals = cooc.sum(axis=1, dtype=c)
+        labels = cooc[:V].sum(axis=0, dtype=c).astype(state.label_counts.dtype)
+    else:
+        totals = state.feature_totals.at[jnp.where(valid[:, None], rows, M).reshape(-1)].add(
+            1, mode="drop")
+        labels = state.label_counts.at[y].add(1, mode="drop")
+    n = state.num_examples + valid.sum(dtype=state.num_examples.dtype)
+    return CoocStats(cooc, totals, labels, n)
+
+
+def _scatter_ones(table: jax.Array, keys: jax.Array, in_bounds: bool) -> jax.Array:
+    """``table[keys] += 1`` (repeated keys add up); out-of-range keys are dropped unless ``in_bounds``.
+
+    ``lax.scatter_add`` directly: ``.at[].add`` would add a pass that wraps
+    negative indices, which the keys never are.
+    """
+    dn = jax.lax.ScatterDimensionNumbers(update_window_dims=(), inserted_window_dims=(0,),
+                                         scatter_dims_to_operand_dims=(0,))
+    mode = (jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS if in_bounds
+            else jax.lax.GatherScatterMode.FILL_OR_DROP)
+    return jax.lax.scatter_add(table, keys[:, None], jnp.ones(keys.shape, table.dtype), dn,
+                               mode=mode)
+
+
 def token_batch_stats(X: jax.Array, y: jax.Array, vocab_size: int, num_classes: int) -> CoocStats:
     """Exact integer statistics of one batch of token ids.
 
-    ``F[k * V + X[t, k], y_t] += 1`` for every example ``t`` and position ``k``,
-    as one scatter-add (no one-hot matrix). Rows whose label equals
-    ``num_classes`` are padding and count nothing.
+    ``F[k * V + X[t, k], y_t] += 1`` for every example ``t`` and position ``k``:
+    :func:`add_token_counts` applied to zero statistics. Rows whose label
+    equals ``num_classes`` are padding and count nothing.
 
     Args:
       X: int32 ids, shape ``(B, K)``, values in ``[0, V)``.
@@ -137,16 +218,9 @@ def token_batch_stats(X: jax.Array, y: jax.Array, vocab_size: int, num_classes: 
     Returns:
       The batch's :class:`CoocStats` (integer dtype, see :func:`count_dtype`).
     """
-    B, K = X.shape
-    c = count_dtype()
-    valid = (y < num_classes).astype(c)
-    rows = (X + (jnp.arange(K, dtype=X.dtype) * vocab_size)[None, :]).reshape(-1)
-    cols = jnp.broadcast_to(y[:, None], (B, K)).reshape(-1)
-    ones = jnp.broadcast_to(valid[:, None], (B, K)).reshape(-1)
-    M = K * vocab_size
-    cooc = jnp.zeros((M, num_classes), c).at[rows, cols].add(ones, mode="drop")
-    totals = jnp.zeros((M,), c).at[rows].add(ones, mode="drop")
-    return CoocStats(cooc, totals, _label_counts(y, num_classes), valid.sum())
+    K = X.shape[1]
+    return add_token_counts(zeros(K * int(vocab_size), int(num_classes), count_dtype()),
+                            X, y, vocab_size, num_classes)
 
 
 def dense_batch_stats(
@@ -154,11 +228,17 @@ def dense_batch_stats(
 ) -> tuple[CoocStats, jax.Array, jax.Array]:
     """Float statistics of one batch of dense features, plus input checks.
 
-    ``F = X~^T onehot(y)`` computed as ``X^T (onehot(y) * w)`` with
-    ``w_t = 1 / sum(x_t)`` (``"l1"``) or ``1`` (``"none"``): the per-example
-    scale is folded into the small ``B x N`` matrix, so ``X`` is read once.
-    The product runs at float32 precision (``Precision.HIGHEST``). Labels equal
-    to ``num_classes`` are padding (their one-hot row is zero).
+    ``F = X~^T onehot(y)`` computed as ``(A^T X)^T`` with
+    ``A = onehot(y) * w[:, None]`` and ``w_t = 1 / sum(x_t)`` (``"l1"``) or ``1``
+    (``"none"``): the per-example scale is folded into the small ``B x N``
+    matrix, so ``X`` is never rescaled or copied. Three reads of ``X``, each one
+    of the CPU backend's fast library kernels: the row sums, the minimum (float
+    inputs only; ``uint8``/``bool`` cannot be negative), and the ``N x B`` by
+    ``B x M`` product. ``A^T`` is materialized first (an optimization barrier):
+    when XLA fuses its computation into the product, the CPU falls back to a
+    generic loop several times slower. The product runs at float32 precision
+    (``Precision.HIGHEST``). Labels equal to ``num_classes`` are padding (their
+    one-hot row is zero).
 
     Args:
       X: shape ``(B, M)``, float or uint8/bool.
@@ -168,22 +248,22 @@ def dense_batch_stats(
 
     Returns:
       ``(stats, x_min, all_rows_finite)``: the batch's :class:`CoocStats`
-      (float32 ``cooc``), the smallest entry of ``X`` and whether every row sum
-      is finite (false iff ``X`` holds a NaN or an infinity).
+      (float32 ``cooc``), the smallest entry of ``X`` (``0`` for unsigned and
+      boolean inputs) and whether every row sum is finite (false iff ``X``
+      holds a NaN or an infinity, or a row sum overflows).
     """
     fdt = jnp.promote_types(X.dtype, jnp.float32)
     x = X.astype(fdt)
     s = x.sum(axis=1)
-    x_min = x.min() if x.size else jnp.zeros((), fdt)
+    signed = not (X.dtype == jnp.bool_ or jnp.issubdtype(X.dtype, jnp.unsignedinteger))
+    x_min = x.min() if (x.size and signed) else jnp.zeros((), fdt)
     finite = jnp.all(jnp.isfinite(s))
     if normalize == "l1":
         w = jnp.where(s > 0, 1.0 / jnp.where(s > 0, s, 1.0), 0.0)
     else:
         w = jnp.ones_like(s)
-    A = jax.nn.one_hot(y, num_classes, dtype=fdt) * w[:, None]
-    cooc = jax.lax.dot_general(
-        x, A, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST
-    )
+    At = jax.lax.optimization_barrier((jax.nn.one_hot(y, num_classes, dtype=fdt) * w[:, None]).T)
+    cooc = jax.lax.dot(At, x, precision=jax.lax.Precision.HIGHEST).T
     stats = CoocStats(
         cooc,
         cooc.sum(axis=1),
@@ -263,7 +343,7 @@ def feature_cooccurrence(
 @functools.partial(jax.jit, static_argnames=("vocab_size", "num_classes"))
 def _token_update(state, X, y, *, vocab_size, num_classes):
     X = X.reshape(X.shape[0], -1)
-    return merge(state, token_batch_stats(X, y, vocab_size, num_classes))
+    return add_token_counts(state, X, y, vocab_size, num_classes)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "normalize"))

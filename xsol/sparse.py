@@ -1,0 +1,508 @@
+"""Sparse statistics and explicit solutions for large vocabularies.
+
+A bigram language model over ``V = 64k`` tokens has ``V^2 = 4.3e9`` weights, 16
+GiB in float32, yet 10M tokens of text contain only a few million distinct
+pairs. This module never builds the dense matrix unless asked to.
+
+**Statistics.** Each example ``t`` and window position ``k`` contributes one
+count at the flat key ``(k * V + X[t, k]) * N + y_t`` (feature index
+``i = k * V + id``, as everywhere in xsol). Sorting the keys and counting runs
+gives the non-zero entries of ``F`` exactly (integers, int64), as a
+:class:`SparseStats`. Statistics of two streams merge by key (a merge of two
+sorted lists), so merging is exact and associative.
+
+**Solution.** With additive smoothing ``a > 0`` the explicit weights
+(DESIGN.md section 1, A) are
+
+    W_ij = log(F_ij + a) - log(f_i + N a)
+
+For an unseen pair (``F_ij = 0``) this is ``log a - log(f_i + N a)``, a constant
+per row. :class:`SparseExplicitLM` stores that row constant (``M`` numbers) and,
+for each seen pair, the correction ``d_ij = log(F_ij + a) - log a =
+log1p(F_ij / a) > 0``; ``W = rowconst[:, None] + D`` with ``D`` sparse.
+
+**Scoring without the dense matrix.** The logits of an example whose window
+has feature rows ``r_1..r_K`` are ``z_j = c sum_k W[r_k, j]`` (``c = 1/K`` for
+``normalize="l1"``, ``1`` for ``"none"``), i.e. ``z_j = C + g_j`` with
+``C = c sum_k rowconst[r_k]`` and ``g_j = c sum_k d[r_k, j]``, which is zero
+outside the union ``S`` of the rows' seen columns. Hence
+
+    logsumexp_j z_j = C + log(N + sum_{j in S} expm1(g_j))
+
+and the cross-entropy of label ``y`` is
+``log(N + sum_{j in S} expm1(g_j)) - g_y``: it costs the number of seen
+entries in the window's rows, not ``N``. For ``K = 1`` the rows are normalized
+distributions and this reduces to ``log(f_i + N a) - log(F_iy + a)``.
+
+Everything here runs in numpy on the host (sorting keys is what dominates);
+the dense weights, when they fit, are handed over as a JAX array.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from xsol import inputs, memory
+
+#: Default additive smoothing ``a`` (the same default as :func:`xsol.fit_explicit`).
+DEFAULT_SMOOTHING = 0.01
+
+#: Entries gathered at once when scoring windows of several tokens (bounds memory).
+_SCORE_CHUNK = 1 << 22
+
+
+def _key_dtype(num_keys: int) -> np.dtype:
+    """The narrowest unsigned dtype that holds keys ``0 .. num_keys - 1`` (sorting is faster)."""
+    return np.dtype(np.uint32 if num_keys <= 1 << 32 else np.uint64)
+
+
+def _runs(sorted_keys: np.ndarray) -> np.ndarray:
+    """Start index of each run of equal values in a sorted array."""
+    flag = np.empty(len(sorted_keys), bool)
+    if len(sorted_keys):
+        flag[0] = True
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=flag[1:])
+    return np.flatnonzero(flag)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SparseStats:
+    """Non-zero entries of the co-occurrence matrix ``F`` (``M x N``, ``M = K * V``).
+
+    Attributes:
+      keys: int64, sorted and unique flat keys ``i * N + j`` of the non-zero entries.
+      counts: int64 ``F_ij > 0`` at ``keys``.
+      feature_totals: int64 ``f_i = sum_j F_ij``, shape ``(M,)``.
+      label_counts: int64 examples per label, shape ``(N,)``.
+      num_examples: examples counted.
+      vocab_size: ``V``.
+      num_classes: ``N``.
+      window: ``K``.
+    """
+
+    keys: np.ndarray
+    counts: np.ndarray
+    feature_totals: np.ndarray
+    label_counts: np.ndarray
+    num_examples: int
+    vocab_size: int
+    num_classes: int
+    window: int = 1
+
+    @property
+    def num_features(self) -> int:
+        """``M = K * V``."""
+        return self.window * self.vocab_size
+
+    @property
+    def nnz(self) -> int:
+        """Number of distinct (feature, label) pairs seen."""
+        return int(len(self.keys))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return sum(a.nbytes for a in (self.keys, self.counts, self.feature_totals,
+                                      self.label_counts))
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Feature index ``i`` of each non-zero entry."""
+        return self.keys // self.num_classes
+
+    @property
+    def cols(self) -> np.ndarray:
+        """Label ``j`` of each non-zero entry."""
+        return self.keys % self.num_classes
+
+    def indptr(self) -> np.ndarray:
+        """CSR row pointers: row ``i``'s entries are ``keys[indptr[i]:indptr[i + 1]]``."""
+        bounds = np.arange(self.num_features + 1, dtype=np.int64) * self.num_classes
+        return np.searchsorted(self.keys, bounds)
+
+    def count(self, rows, cols) -> np.ndarray:
+        """``F[rows, cols]`` for arrays of indices (zero where unseen), int64."""
+        q = np.asarray(rows, np.int64) * self.num_classes + np.asarray(cols, np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, q), max(self.nnz - 1, 0))
+        if not self.nnz:
+            return np.zeros(q.shape, np.int64)
+        return np.where(self.keys[pos] == q, self.counts[pos], 0)
+
+    def merge(self, other: "SparseStats") -> "SparseStats":
+        """``self + other``, merged by key (exact, associative and commutative)."""
+        if not isinstance(other, SparseStats):
+            raise TypeError(f"can only merge SparseStats with SparseStats, got {type(other).__name__}")
+        shape = (self.vocab_size, self.num_classes, self.window)
+        if shape != (other.vocab_size, other.num_classes, other.window):
+            raise ValueError(
+                "cannot merge statistics of different shapes: (vocab_size, num_classes, "
+                f"window) = {shape} and {(other.vocab_size, other.num_classes, other.window)}"
+            )
+        keys = np.concatenate([self.keys, other.keys])
+        counts = np.concatenate([self.counts, other.counts])
+        order = np.argsort(keys, kind="stable")  # two sorted runs: a linear merge
+        keys, counts = keys[order], counts[order]
+        starts = _runs(keys)
+        return SparseStats(
+            keys[starts],
+            np.add.reduceat(counts, starts) if len(starts) else counts,
+            self.feature_totals + other.feature_totals,
+            self.label_counts + other.label_counts,
+            self.num_examples + other.num_examples,
+            *shape,
+        )
+
+    def to_dense(self, *, check_memory: bool = True):
+        """The dense :class:`xsol.CoocStats` (JAX arrays), refused when it would not fit.
+
+        Counts use :func:`xsol.stats.count_dtype` (int32 unless 64-bit mode is on).
+
+        Raises:
+          MemoryBudgetError: the ``M x N`` matrix would not fit in memory.
+          ValueError: a count is too large for int32 without 64-bit mode.
+        """
+        from xsol import stats as st  # noqa: PLC0415 - keeps this module light to import
+
+        M, N = self.num_features, self.num_classes
+        dtype = np.dtype(st.count_dtype())
+        if check_memory:
+            memory.check_fits("co-occurrence matrix", (M, N), dtype.itemsize, copies=2,
+                              hint="keep the statistics sparse (SparseExplicitLM scores "
+                                   "text without the dense matrix)")
+        if self.nnz and max(int(self.counts.max()), int(self.feature_totals.max()),
+                            self.num_examples) > np.iinfo(dtype).max:
+            raise ValueError(
+                f"counts exceed the largest {dtype.name}; enable 64-bit counts with "
+                "jax.config.update('jax_enable_x64', True)"
+            )
+        F = np.zeros(M * N, dtype)
+        F[self.keys] = self.counts
+        return st.CoocStats(
+            jnp.asarray(F.reshape(M, N)),
+            jnp.asarray(self.feature_totals.astype(dtype)),
+            jnp.asarray(self.label_counts.astype(dtype)),
+            jnp.asarray(self.num_examples, dtype),
+        )
+
+
+def _check_sizes(vocab_size, num_classes) -> tuple[int, int]:
+    for name, v in (("vocab_size", vocab_size), ("num_classes", num_classes)):
+        if v is None or int(v) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(vocab_size), int(num_classes)
+
+
+def _prepare_ids(X, y, vocab_size, num_classes):
+    """Validated ``(X (B, K) int32, y (B,) int32, V, N)``; refuses empty input."""
+    X = np.asarray(X)
+    if X.ndim == 0 or X.shape[0] == 0:
+        raise ValueError("X is empty (0 examples); expected at least one example")
+    if not np.issubdtype(X.dtype, np.integer):
+        raise TypeError(f"token ids must be integers, got dtype {X.dtype}")
+    V = vocab_size
+    if num_classes is None:
+        num_classes = V
+    V, N = _check_sizes(V, num_classes)
+    X = inputs.check_ids(X, V)
+    y = inputs.check_labels(y, X.shape[0], N)
+    return X, y, V, N
+
+
+def sparse_cooccurrence(X, y, vocab_size: int, num_classes: int | None = None) -> SparseStats:
+    """Exact sparse co-occurrence counts of token windows and their next tokens.
+
+    ``F[k * V + X[t, k], y_t] += 1`` for every example ``t`` and position ``k``,
+    computed by sorting the flat keys ``(k * V + X[t, k]) * N + y_t`` (in the
+    narrowest unsigned dtype that holds ``M * N`` keys) and counting runs. No
+    ``M x N`` array is allocated: memory is ``O(B K)`` for the keys plus
+    ``O(nnz)`` for the result.
+
+    Args:
+      X: token ids, shape ``(B,)`` or ``(B, K)``, values in ``[0, V)``.
+      y: next-token labels, shape ``(B,)``, values in ``[0, N)``.
+      vocab_size: ``V``.
+      num_classes: ``N`` (default ``V``).
+
+    Returns:
+      A :class:`SparseStats`.
+
+    Raises:
+      ValueError: empty input, ids or labels out of range, mismatched lengths.
+    """
+    X, y, V, N = _prepare_ids(X, y, vocab_size, num_classes)
+    B, K = X.shape
+    M = K * V
+    kd = _key_dtype(M * N)
+    keys = np.empty(B * K, kd)
+    yk = y.astype(kd)
+    for k in range(K):
+        part = keys[k * B:(k + 1) * B]
+        np.add(X[:, k], k * V, out=part, casting="unsafe")
+        part *= kd.type(N)
+        part += yk
+    keys.sort()
+    starts = _runs(keys)
+    counts = np.diff(np.append(starts, len(keys))).astype(np.int64)
+    totals = np.concatenate([np.bincount(X[:, k], minlength=V) for k in range(K)])
+    return SparseStats(
+        keys[starts].astype(np.int64),
+        counts,
+        totals.astype(np.int64),
+        np.bincount(y, minlength=N).astype(np.int64),
+        int(B),
+        V,
+        N,
+        int(K),
+    )
+
+
+def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
+                      num_classes: int | None = None) -> SparseStats:
+    """:func:`sparse_cooccurrence` over a stream of ``(X, y)`` batches, merged exactly.
+
+    Partial statistics are merged like a binary counter (a new one is merged
+    into the last while that one is no larger), so ``b`` batches cost
+    ``O(nnz log b)`` merging work rather than ``O(nnz b)``.
+
+    Raises:
+      ValueError: no batches, or a batch is invalid (the message names it).
+    """
+    stack: list[SparseStats] = []
+    for i, (X, y) in enumerate(batches):
+        try:
+            s = sparse_cooccurrence(X, y, vocab_size, num_classes)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"batch {i}: {e}") from e
+        while stack and stack[-1].nnz <= s.nnz:
+            s = stack.pop().merge(s)
+        stack.append(s)
+    if not stack:
+        raise ValueError("no batches: the data is empty; expected at least one (X, y) batch")
+    out = stack.pop()
+    while stack:
+        out = stack.pop().merge(out)
+    return out
+
+
+class SparseExplicitLM:
+    """The explicit solution of a token-window softmax layer, stored sparsely.
+
+    ``W = rowconst[:, None] + D``: ``rowconst_i = log a - log(f_i + N a)`` and
+    ``D_ij = log1p(F_ij / a)`` on the seen pairs only (see the module docstring).
+    The bias is zero, as for :func:`xsol.solve`.
+
+    Args:
+      stats: :class:`SparseStats`.
+      smoothing: ``a > 0`` (unseen pairs need a finite weight).
+      normalize: ``"l1"`` (average the ``K`` rows, as :func:`xsol.fit_explicit`
+        does for token ids) or ``"none"`` (sum them).
+    """
+
+    def __init__(self, stats: SparseStats, smoothing: float = DEFAULT_SMOOTHING,
+                 normalize: str = "l1"):
+        smoothing = float(smoothing)
+        if not (smoothing > 0 and math.isfinite(smoothing)):
+            raise ValueError(
+                f"smoothing must be a finite number > 0 for the sparse solution (unseen "
+                f"pairs get log(a)), got {smoothing}"
+            )
+        if stats.num_examples == 0:
+            raise ValueError("the statistics hold no examples; count some data first")
+        self.stats = stats
+        self.smoothing = smoothing
+        self.normalize = inputs.check_normalize(normalize)
+        N = stats.num_classes
+        self.row_log_norm = np.log(stats.feature_totals + N * smoothing)
+        self.row_const = math.log(smoothing) - self.row_log_norm
+        self.corrections = np.log1p(stats.counts / smoothing)
+        self._indptr = stats.indptr()
+        self._cols = stats.cols
+
+    @classmethod
+    def fit(cls, X, y, vocab_size: int, num_classes: int | None = None, *,
+            smoothing: float = DEFAULT_SMOOTHING, normalize: str = "l1") -> "SparseExplicitLM":
+        """:func:`sparse_cooccurrence` then the sparse explicit solution."""
+        return cls(sparse_cooccurrence(X, y, vocab_size, num_classes), smoothing, normalize)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.stats.vocab_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.stats.num_classes
+
+    @property
+    def window(self) -> int:
+        return self.stats.window
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (statistics plus the solution's arrays)."""
+        return self.stats.nbytes + sum(a.nbytes for a in (
+            self.row_log_norm, self.row_const, self.corrections, self._indptr, self._cols))
+
+    def _scale(self) -> float:
+        return 1.0 / self.window if self.normalize == "l1" else 1.0
+
+    # -- dense form ---------------------------------------------------------
+
+    def dense_weights(self, *, check_memory: bool = True):
+        """The dense ``(M, N)`` float32 weights (a JAX array), when they fit.
+
+        Equal to ``xsol.solve(stats.to_dense(), smoothing=a)[0]`` up to float32
+        rounding.
+
+        Raises:
+          MemoryBudgetError: the matrix (a numpy and a JAX copy) would not fit.
+        """
+        M, N = self.stats.num_features, self.num_classes
+        if check_memory:
+            memory.check_fits("explicit weight matrix", (M, N), 4, copies=2,
+                              hint="score and query the sparse solution directly "
+                                   "(nll, perplexity, top_next)")
+        W = np.empty((M, N), np.float32)
+        W[...] = self.row_const.astype(np.float32)[:, None]
+        rows = self.stats.rows
+        W.reshape(-1)[self.stats.keys] = self.row_const[rows] + self.corrections
+        return jnp.asarray(W)
+
+    # -- scoring ------------------------------------------------------------
+
+    def _window_rows(self, X) -> np.ndarray:
+        X = inputs.check_ids(X, self.vocab_size)
+        if X.shape[1] != self.window:
+            raise ValueError(f"X has a window of {X.shape[1]} positions, expected {self.window}")
+        return X.astype(np.int64) + np.arange(self.window, dtype=np.int64) * self.vocab_size
+
+    def _lookup(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``D[rows, cols]`` (zero where unseen)."""
+        keys = self.stats.keys
+        q = rows * self.num_classes + cols
+        if not len(keys):
+            return np.zeros(q.shape)
+        pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        return np.where(keys[pos] == q, self.corrections[pos], 0.0)
+
+    def _union_sums(self, ctx_rows: np.ndarray) -> np.ndarray:
+        """For each window (rows ``(U, K)``): ``sum_{j in S} expm1(g_j)``, float64 ``(U,)``.
+
+        Windows are taken in groups whose seen entries (about
+        :data:`_SCORE_CHUNK`) and ``G x N`` buffer both stay bounded; within a
+        group, ``g`` is added up per (window, label) with one ``bincount`` and
+        the touched cells are the non-zero ones (every correction is ``> 0``).
+        """
+        U, K = ctx_rows.shape
+        N = self.num_classes
+        c = self._scale()
+        ip = self._indptr
+        lengths = (ip[ctx_rows + 1] - ip[ctx_rows]).sum(axis=1)
+        out = np.zeros(U)
+        max_group = max(1, (2 * _SCORE_CHUNK) // N)
+        cum = np.cumsum(lengths)
+        total_all = int(cum[-1]) if U else 0
+        cuts = np.searchsorted(cum, np.arange(1, total_all // _SCORE_CHUNK + 1) * _SCORE_CHUNK,
+                               side="right")
+        bounds = np.unique(np.concatenate([[0], cuts, np.arange(0, U, max_group), [U]]))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            r = ctx_rows[lo:hi].reshape(-1)
+            starts, seg = ip[r], ip[r + 1] - ip[r]
+            total = int(seg.sum())
+            if total == 0:
+                continue
+            owner = np.repeat(np.arange(hi - lo).repeat(K), seg)
+            offs = np.repeat(starts - np.cumsum(seg) + seg, seg) + np.arange(total)
+            cell = owner * N + self._cols[offs]
+            G = np.bincount(cell, weights=self.corrections[offs], minlength=(hi - lo) * N)
+            touched = np.flatnonzero(G)
+            out[lo:hi] = np.bincount(touched // N, weights=np.expm1(c * G[touched]),
+                                     minlength=hi - lo)
+        return out
+
+    def _unique_windows(self, rows: np.ndarray):
+        """Distinct windows (rows ``(U, K)``) and, per example, the index of its window."""
+        K = rows.shape[1]
+        M = self.stats.num_features
+        if M ** K < 1 << 62:
+            code = np.zeros(rows.shape[0], np.int64)
+            for k in range(K):
+                code = code * M + rows[:, k]
+            uniq, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+            return rows[first], inverse.reshape(-1)
+        ctx, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return ctx, inverse.reshape(-1)
+
+    def nll_per_example(self, X, y) -> np.ndarray:
+        """Cross-entropy in nats of each example, float64, shape ``(B,)``."""
+        rows = self._window_rows(X)
+        y = inputs.check_labels(y, rows.shape[0], self.num_classes).astype(np.int64)
+        N, a = self.num_classes, self.smoothing
+        if self.window == 1:
+            # Normalized rows: -W_iy = log(f_i + N a) - log(F_iy + a).
+            r = rows[:, 0]
+            return self.row_log_norm[r] - np.log(self.stats.count(r, y) + a)
+        g_y = self._scale() * sum(self._lookup(rows[:, k], y) for k in range(self.window))
+        ctx, inverse = self._unique_windows(rows)
+        s = self._union_sums(ctx)
+        return np.log(N + s)[inverse] - g_y
+
+    def nll(self, X, y) -> float:
+        """Mean cross-entropy in nats, equal to the dense solution's (``xsol.softmax_nll``)."""
+        return float(np.mean(self.nll_per_example(X, y)))
+
+    def perplexity(self, X, y) -> float:
+        """``exp(nll)``."""
+        return float(np.exp(self.nll(X, y)))
+
+    def log_probs(self, context) -> np.ndarray:
+        """``log softmax(z)`` over all ``N`` labels for one window of ``K`` ids, float64."""
+        rows = self._window_rows(np.asarray(context).reshape(1, -1))[0]
+        c = self._scale()
+        z = np.full(self.num_classes, c * self.row_const[rows].sum())
+        for r in rows:
+            lo, hi = self._indptr[r], self._indptr[r + 1]
+            z[self._cols[lo:hi]] += c * self.corrections[lo:hi]
+        m = z.max()
+        return z - (m + np.log(np.exp(z - m).sum()))
+
+    def top_next(self, context, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable next tokens after a window (an id when ``K = 1``).
+
+        Only the seen entries of the window's rows can beat the row constant,
+        so the ranking needs the union of those entries; ties among unseen
+        tokens are broken by id.
+
+        Returns:
+          ``(ids, probabilities)``, each of length ``min(k, N)``, most probable first.
+        """
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        context = np.atleast_1d(np.asarray(context))
+        if context.shape != (self.window,):
+            raise ValueError(
+                f"the context must hold {self.window} token id(s), got shape {context.shape}"
+            )
+        rows = self._window_rows(context.reshape(1, -1))[0]
+        c = self._scale()
+        cols = np.concatenate([self._cols[self._indptr[r]:self._indptr[r + 1]] for r in rows])
+        vals = np.concatenate([self.corrections[self._indptr[r]:self._indptr[r + 1]]
+                               for r in rows])
+        seen, inv = np.unique(cols, return_inverse=True)
+        g = c * np.bincount(inv, weights=vals, minlength=len(seen))
+        lse = np.log(self.num_classes + np.expm1(g).sum())  # relative to C
+        order = np.lexsort((seen, -g))
+        ids = seen[order][:k]
+        logp = g[order][:k] - lse
+        if len(ids) < k:
+            unseen = np.setdiff1d(np.arange(min(self.num_classes, len(seen) + k)), seen)
+            extra = unseen[: k - len(ids)]
+            ids = np.concatenate([ids, extra])
+            logp = np.concatenate([logp, np.full(len(extra), -lse)])
+        return ids.astype(np.int64), np.exp(logp)

@@ -787,6 +787,7 @@ def plot_savings(points, path) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axes_names = list(dict.fromkeys(p["axis"] for p in points))
     fig, axs = plt.subplots(1, len(axes_names), figsize=(4.6 * len(axes_names), 3.9),
@@ -812,6 +813,11 @@ def plot_savings(points, path) -> str:
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis_ in (ax.xaxis, ax.yaxis):  # plain numbers at 1, 3, 10, 30, ...
+            axis_.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
+            axis_.set_major_formatter(
+                FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+            axis_.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training examples" if axis == "data size" else "weights (M×N summed)")
         ax.set_ylabel("backprop cost / explicit cost")
         ax.set_title(axis, fontsize=10)

@@ -184,8 +184,9 @@ def add_token_counts(state: CoocStats, X: jax.Array, y: jax.Array, vocab_size: i
         totals = state.feature_totals.at[jnp.where(valid[:, None], rows, M).reshape(-1)].add(
             1, mode="drop")
         labels = state.label_counts.at[y].add(1, mode="drop")
-    n = state.num_examples + valid.sum(dtype=state.num_examples.dtype)
-    return CoocStats(cooc, totals, labels, n)
+    # Without padding every example counts (and an integer sum over B is not free).
+    added = B if in_bounds else valid.sum(dtype=state.num_examples.dtype)
+    return CoocStats(cooc, totals, labels, state.num_examples + added)
 
 
 def _scatter_ones(table: jax.Array, keys: jax.Array, in_bounds: bool) -> jax.Array:

@@ -27,6 +27,7 @@ from xsol.metrics import row_centered_cosine, row_centered_distance, weight_agre
 from xsol.models import MLP, SoftmaxRegression, TokenLM, layer_inputs
 from xsol.plots import plot_trajectories
 from xsol.solve import explicit_weights, solve
+from xsol.sparse import SparseExplicitLM, SparseStats, sparse_accumulate, sparse_cooccurrence
 from xsol.stats import (
     Accumulator,
     CoocStats,
@@ -42,6 +43,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLP",
+    "SparseExplicitLM",
+    "SparseStats",
+    "sparse_accumulate",
+    "sparse_cooccurrence",
     "SoftmaxRegression",
     "TokenLM",
     "TrainState",

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsol import inputs
-from xsol.accumulate import accumulate
+from xsol.accumulate import BatchError, accumulate
 from xsol.solve import solve
 from xsol.stats import CoocStats
 from xsol.temperature import fit_inverse_temperature
@@ -263,12 +263,15 @@ def fit_explicit(
         num_classes = int(y.max()) + 1
     V = None
     if kind == "ids":
-        X = inputs.check_ids(X, vocab_size)
-        V = int(vocab_size) if vocab_size is not None else max(int(X.max()) + 1, int(num_classes))
-    stats = accumulate([(X, y)], num_classes, vocab_size=V, kind=kind, normalize=normalize,
-                       progress=progress)
+        # accumulate() validates the ids; only the default V needs a look at them here.
+        V = int(vocab_size) if vocab_size is not None else max(int(np.max(X)) + 1, int(num_classes))
+    try:
+        stats = accumulate([(X, y)], num_classes, vocab_size=V, kind=kind, normalize=normalize,
+                           progress=progress)
+    except BatchError as e:  # one in-memory batch: report the problem, not the batch index
+        raise ValueError(str(e).removeprefix("batch 0: ")) from None
     W, b = solve(stats, smoothing=smoothing)
-    window = None if kind != "ids" else int(X.shape[1])
+    window = None if kind != "ids" else (1 if np.ndim(X) == 1 else int(np.shape(X)[1]))
     return ExplicitSolution(W, b, stats, kind, normalize, float(smoothing), V, window)
 
 

@@ -1,6 +1,5 @@
 """Row-centered distance and cosine: invariances and known values."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -14,10 +14,9 @@ import json
 import time
 from collections.abc import Iterable
 
-import numpy as np
-
 from xsol.bench import images, scaling, tokens
 from xsol.bench.timing import cpu_busy_fraction, load_average, machine_info, wait_for_quiet
+from xsol.serialize import to_jsonable
 
 SECTIONS = ("images", "counting", "lm", "scaling", "sparse")
 
@@ -200,23 +199,8 @@ def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str 
     res["seconds"] = time.perf_counter() - t_start
     if out:
         with open(out, "w") as f:
-            json.dump(_jsonable(res), f, indent=1)
+            json.dump(to_jsonable(res), f, indent=1)
     return res
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        x = float(x)
-        return x if np.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 def _fmt_s(s):

@@ -146,7 +146,7 @@ def claim_c2(runs: dict, out: Path, cfg) -> ClaimResult:
             ("explicit (one pass)", acc["explicit"], loss["explicit"]),
             ("explicit + temperature", acc["explicit"], loss["calibrated"]),
             ("explicit + temperature, prior counted once", once_acc, once_loss),
-            (f"L-BFGS optimum", acc["optimum"], loss["optimum"]),
+            ("L-BFGS optimum", acc["optimum"], loss["optimum"]),
             (f"Adam from random, {rs[0].adam['random'].rows[-1]['step']} steps", adam_acc, adam_loss),
         ):
             rows.append(dict(task=name, method=label, acc=fmt(a), loss=fmt(l)))

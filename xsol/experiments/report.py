@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
+from xsol.serialize import to_jsonable
 
 VERDICTS = ("holds", "partly", "does not hold", "not run")
 
@@ -68,25 +68,6 @@ class ClaimResult:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return _jsonable(dataclasses.asdict(x))
-    if isinstance(x, (str, int, bool)) or x is None:
-        return x
-    return str(x)
-
-
 def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol reproduce") -> dict:
     """Writes ``report.md`` and ``results.json`` into ``out_dir``.
 
@@ -108,7 +89,7 @@ def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol r
     ]
     for r in results:
         lines.append(f"| {r.claim}: {r.title} | **{r.verdict}** | {r.summary} |")
-    lines += ["", "## Settings", "", "```", json.dumps(_jsonable(settings), indent=2), "```", ""]
+    lines += ["", "## Settings", "", "```", json.dumps(to_jsonable(settings), indent=2), "```", ""]
     for r in results:
         lines += [f"## {r.claim}: {r.title}", "", f"**Verdict: {r.verdict}.** {r.summary}", ""]
         for note in r.notes:
@@ -136,5 +117,5 @@ def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol r
         ],
     }
     js = out / "results.json"
-    js.write_text(json.dumps(_jsonable(payload), indent=2))
+    js.write_text(json.dumps(to_jsonable(payload), indent=2))
     return {"report": os.fspath(report), "json": os.fspath(js)}

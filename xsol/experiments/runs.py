@@ -26,7 +26,7 @@ from xsol.experiments.tasks import Task, resample
 from xsol.metrics import weight_agreement
 from xsol.models import SoftmaxRegression, TokenLM
 from xsol.optimum import fit_optimum
-from xsol.trajectory import Trajectory, log_steps
+from xsol.trajectory import log_steps
 
 #: L-BFGS iteration caps per scale.
 LBFGS_ITERS = {"tiny": 30, "quick": 100, "full": 1000}

@@ -134,7 +134,21 @@ def _prepare_ids(X, vocab_size: int, window: int):
     return X
 
 
-class SoftmaxRegression(nn.Module):
+class _OneLayer:
+    """What the single-layer models share: one ``(W, b)`` pair and its normalization."""
+
+    @nn.nowrap
+    def layer_weights(self, params: Params) -> list:
+        """``[(W, b)]``: the one layer's weights."""
+        return [(params["W"], params["b"])]
+
+    @nn.nowrap
+    def layer_normalizations(self) -> list:
+        """``[normalize]``: how the one layer's input is normalized."""
+        return [self.normalize]
+
+
+class SoftmaxRegression(_OneLayer, nn.Module):
     """Softmax regression on dense non-negative features.
 
     ``logits = x~ W + b`` with ``x~ = x / sum(x)`` for ``normalize="l1"``
@@ -192,22 +206,12 @@ class SoftmaxRegression(nn.Module):
         return {"W": W, "b": b}
 
     @nn.nowrap
-    def layer_weights(self, params: Params) -> list:
-        """``[(W, b)]``: the one layer's weights."""
-        return [(params["W"], params["b"])]
-
-    @nn.nowrap
-    def layer_normalizations(self) -> list:
-        """``[normalize]``: how the one layer's input is normalized."""
-        return [self.normalize]
-
-    @nn.nowrap
     def prepare(self, X):
         """Validates dense features ``(B, M)`` (non-negative, finite) on the host."""
         return _prepare_dense(X, self.num_features)
 
 
-class TokenLM(nn.Module):
+class TokenLM(_OneLayer, nn.Module):
     """Next-token softmax over a window of ``K`` previous tokens (one-hot blocks).
 
     ``logits_b = c * sum_k W[k * V + X[b, k]] + b`` with ``c = 1/K`` for
@@ -281,16 +285,6 @@ class TokenLM(nn.Module):
         W, b = _as_pair(source, (self.num_features, self.num_outputs), "TokenLM", kind="ids",
                         normalize=self.normalize, vocab_size=self.vocab_size, window=self.window)
         return {"W": W, "b": b}
-
-    @nn.nowrap
-    def layer_weights(self, params: Params) -> list:
-        """``[(W, b)]``: the one layer's weights."""
-        return [(params["W"], params["b"])]
-
-    @nn.nowrap
-    def layer_normalizations(self) -> list:
-        """``[normalize]``: how the one layer's input is normalized."""
-        return [self.normalize]
 
     @nn.nowrap
     def prepare(self, X):

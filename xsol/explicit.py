@@ -11,21 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xsol import inputs
+from xsol import inputs, memory, scoring
 from xsol.accumulate import BatchError, accumulate
 from xsol.solve import solve
 from xsol.stats import CoocStats
-from xsol.temperature import fit_inverse_temperature
 
 #: Default additive smoothing ``a`` (a pseudo-count per cell). Small, because
 #: L1-normalized features give each example a total mass of 1 spread over all
 #: its features; on 8x8 digits a = 1 cost 7 points of accuracy against a = 0.01.
 DEFAULT_SMOOTHING = 0.01
-
-
-@jax.jit
-def _mean_nll(logits, y):
-    return jnp.mean(inputs.cross_entropy(logits, y))
 
 
 def _logits(weights, bias, X, kind, normalize):
@@ -64,7 +58,9 @@ def softmax_nll(weights, bias, X, y, *, kind: str = "auto", normalize: str = "l1
       normalize: ``"l1"`` or ``"none"``.
 
     Returns:
-      The mean negative log-likelihood in nats (a Python float).
+      The mean negative log-likelihood in nats (a Python float), summed in
+      float64 over batches of logits sized from the memory budget
+      (:mod:`xsol.scoring`).
     """
     weights = jnp.asarray(weights)
     bias = jnp.asarray(bias)
@@ -89,7 +85,7 @@ def softmax_nll(weights, bias, X, y, *, kind: str = "auto", normalize: str = "l1
                 f"X has {X.shape[1]} features but weights have {weights.shape[0]} rows"
             )
     y = inputs.check_labels(y, X.shape[0], weights.shape[1])
-    return float(_mean_nll(_logits(weights, bias, X, kind, normalize), y))
+    return scoring.nll_sum(weights, bias, X, y, kind=kind, normalize=normalize) / X.shape[0]
 
 
 @dataclasses.dataclass
@@ -133,38 +129,68 @@ class ExplicitSolution:
             )
         return X
 
+    def _score_kw(self) -> dict:
+        return dict(kind=self.kind, normalize=self.normalize,
+                    inverse_temperature=self.inverse_temperature)
+
     def scores(self, X) -> jax.Array:
-        """Unscaled scores ``x~ W`` (no bias, no temperature), ``(B, N)``."""
+        """Unscaled scores ``x~ W`` (no bias, no temperature), ``(B, N)``.
+
+        The whole ``B x N`` matrix: refused (:class:`xsol.memory.MemoryBudgetError`)
+        before allocating when it would not fit; the other methods score in batches.
+        """
         X = self._prepare(X)
+        memory.check_fits("score matrix", (X.shape[0], self.num_classes), 4, copies=2,
+                          hint="use nll/score/predict, which never hold more than a batch")
         return _logits(self.weights, jnp.zeros_like(self.bias), X, self.kind, self.normalize)
 
     def logits(self, X) -> jax.Array:
-        """Logits ``beta * x~ W + b``, shape ``(B, N)``."""
+        """Logits ``beta * x~ W + b``, shape ``(B, N)`` (the whole matrix, see :meth:`scores`)."""
         return self.inverse_temperature * self.scores(X) + self.bias
 
-    def predict_proba(self, X) -> jax.Array:
-        """``softmax(logits(X))``, shape ``(B, N)``."""
-        return jax.nn.softmax(self.logits(X), axis=-1)
+    def predict_proba(self, X, *, batch_rows: int | None = None) -> np.ndarray:
+        """``softmax(logits(X))``, ``(B, N)`` float32 NumPy, computed batch by batch.
 
-    def predict(self, X) -> np.ndarray:
-        """The most probable label per example, ``(B,)``."""
-        return np.asarray(jnp.argmax(self.logits(X), axis=-1))
+        Refused before allocating when the ``B x N`` result would not fit in memory.
+        """
+        X = self._prepare(X)
+        return scoring.predict_proba(self.weights, self.bias, X, batch_rows=batch_rows,
+                                     **self._score_kw())
 
-    def score(self, X, y) -> float:
+    def predict_log_proba(self, X, *, batch_rows: int | None = None) -> np.ndarray:
+        """``log_softmax(logits(X))``, ``(B, N)`` float32 NumPy (see :meth:`predict_proba`)."""
+        X = self._prepare(X)
+        return scoring.predict_proba(self.weights, self.bias, X, log=True,
+                                     batch_rows=batch_rows, **self._score_kw())
+
+    def predict(self, X, *, batch_rows: int | None = None) -> np.ndarray:
+        """The most probable label per example, ``(B,)`` int64 NumPy, one batch at a time."""
+        X = self._prepare(X)
+        return scoring.predict(self.weights, self.bias, X, batch_rows=batch_rows,
+                               **self._score_kw())
+
+    def score(self, X, y, *, batch_rows: int | None = None) -> float:
         """Accuracy of :meth:`predict` against ``y``."""
-        pred = self.predict(X)
+        pred = self.predict(X, batch_rows=batch_rows)
         y = inputs.check_labels(y, pred.shape[0], self.num_classes)
         return float(np.mean(pred == y))
 
-    def nll(self, X, y) -> float:
-        """Mean cross-entropy in nats of :meth:`logits` on ``(X, y)``."""
-        z = self.logits(X)
-        y = inputs.check_labels(y, z.shape[0], self.num_classes)
-        return float(_mean_nll(z, y))
+    def nll(self, X, y, *, batch_rows: int | None = None) -> float:
+        """Mean cross-entropy in nats of :meth:`logits` on ``(X, y)``.
 
-    def perplexity(self, X, y) -> float:
+        Never holds more than one batch of logits (:func:`xsol.scoring.nll_sum`;
+        for token ids with ``K = 1`` a gather from per-row log-normalizers);
+        the sum is accumulated in float64.
+        """
+        X = self._prepare(X)
+        y = inputs.check_labels(y, X.shape[0], self.num_classes)
+        total = scoring.nll_sum(self.weights, self.bias, X, y, batch_rows=batch_rows,
+                                **self._score_kw())
+        return total / X.shape[0]
+
+    def perplexity(self, X, y, *, batch_rows: int | None = None) -> float:
         """``exp(nll)``, the usual language-model figure."""
-        return float(np.exp(self.nll(X, y)))
+        return float(np.exp(self.nll(X, y, batch_rows=batch_rows)))
 
     def calibrate(self, X, y, *, prior: str = "scaled") -> "ExplicitSolution":
         """A copy with the inverse temperature ``beta`` fitted on ``(X, y)``.
@@ -209,9 +235,10 @@ class ExplicitSolution:
             base = dataclasses.replace(
                 base, weights=self.weights - jnp.asarray(log_c, jnp.float32)[None, :],
                 bias=jnp.asarray(np.maximum(log_p, -1e30), jnp.float32))
-        s = base.scores(X)
-        y = inputs.check_labels(y, s.shape[0], self.num_classes)
-        beta = fit_inverse_temperature(s, base.bias, y)
+        X = base._prepare(X)
+        y = inputs.check_labels(y, X.shape[0], self.num_classes)
+        beta = scoring.fit_inverse_temperature(base.weights, base.bias, X, y, kind=self.kind,
+                                               normalize=self.normalize)
         return dataclasses.replace(base, inverse_temperature=beta)
 
     def scaled_weights(self) -> jax.Array:

@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from xsol import inputs
+from xsol import inputs, scoring
 from xsol.explicit import ExplicitSolution
 from xsol.metrics import weight_agreement
 from xsol.trajectory import Trajectory, check_steps
@@ -361,7 +361,10 @@ def train_and_evaluate(
       learning_rate: for a factory or a name; recorded in the metadata.
       batch_size: minibatch size (sampled with replacement from the seed), or
         None for full-batch gradient steps.
-      eval_batch_size: evaluate in batches of this many examples (None: all at once).
+      eval_batch_size: evaluate in batches of this many examples (None: as many
+        as the memory budget allows for the widest layer's ``batch x width``
+        activations, :func:`xsol.scoring.rows_per_batch`; all at once for data
+        that fits).
       seed: seeds the random initialization (``init="random"``) and the
         minibatch sampling.
       fold_bias: compare ``W + 1 b^T`` rather than ``W`` for layers with
@@ -393,6 +396,10 @@ def train_and_evaluate(
 
     Xh, yh = _prepare_xy(model, X, y)
     X_dev, y_dev = jnp.asarray(Xh), jnp.asarray(yh, jnp.int32)
+    if eval_batch_size is None:
+        width = max(int(W.shape[1]) for W, _ in model.layer_weights(params))
+        n_test = len(test[1]) if isinstance(test, (tuple, list)) and len(test) == 2 else 0
+        eval_batch_size = scoring.rows_per_batch(width, max(len(yh), n_test))
     train_eval = stack_batches(X_dev, y_dev, eval_batch_size)
     test_eval = None
     if test is not None:

@@ -265,7 +265,7 @@ def mlp_for(task: Task, num_hidden: int) -> MLP:
 def hand_forward(fit: LayerwiseFit, X) -> np.ndarray:
     """Logits of the layer-wise network from its two solutions, without the MLP."""
     hidden, out = fit.layers
-    h = np.asarray(jax.nn.softmax(hidden.logits(X), axis=-1))
+    h = hidden.predict_proba(X)  # batched: never all of the hidden layer's logits at once
     return np.asarray(out.logits(h))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 import xsol
-from xsol import inputs
+from xsol import inputs, scoring
 from xsol.experiments.config import ReproduceConfig
 from xsol.experiments.tasks import Task, resample
 from xsol.metrics import weight_agreement
@@ -112,12 +112,12 @@ def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, progress: bool = Fa
                       tol=1e-5)
     t_opt = time.perf_counter() - t0
     opt_test = xsol.softmax_nll(opt.weights, opt.bias, Xte, t.y_test, kind=t.kind)
-    z_tr = inputs.linear_logits(opt.weights, opt.bias, Xtr, t.kind, "l1")
-    z_te = inputs.linear_logits(opt.weights, opt.bias, Xte, t.kind, "l1")
+    pred_tr = scoring.predict(opt.weights, opt.bias, Xtr, kind=t.kind)
+    pred_te = scoring.predict(opt.weights, opt.bias, Xte, kind=t.kind)
     optimum = dict(
         train_loss=opt.loss, test_loss=opt_test,
-        train_accuracy=float(np.mean(np.asarray(z_tr.argmax(-1)) == t.y_train)),
-        test_accuracy=float(np.mean(np.asarray(z_te.argmax(-1)) == t.y_test)),
+        train_accuracy=float(np.mean(pred_tr == t.y_train)),
+        test_accuracy=float(np.mean(pred_te == t.y_test)),
         grad_norm=opt.grad_norm, iterations=opt.iterations, seconds=t_opt,
         cosine_to_explicit=weight_agreement([(opt.weights, opt.bias)],
                                             [(sol.weights, sol.bias)], ["l1"])["cosine"],

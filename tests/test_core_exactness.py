@@ -132,3 +132,34 @@ def test_prior_counted_once_is_calibrated_naive_bayes():
     raw = xsol.fit_explicit(X, y, 10, normalize="none")
     with pytest.raises(ValueError, match='needs normalize="l1"'):
         raw.calibrate(X, y, prior="once")
+
+
+def test_host_solve_equals_the_compiled_formula():
+    from xsol.solve import explicit_weights, explicit_weights_host
+
+    rng = np.random.default_rng(3)
+    F = rng.poisson(0.3, (37, 501)).astype(np.int32)
+    F[5] = 0  # a row never seen
+    for a in (0.0, 0.01, 1.0):
+        if a == 0:
+            F0 = F.copy()
+            F0[F0 == 0] = 1
+            F0[5] = 0
+        else:
+            F0 = F
+        host = explicit_weights_host(F0, a, threads=3)
+        ref = np.asarray(explicit_weights(jnp.asarray(F0), a))
+        np.testing.assert_allclose(host, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_large_solves_take_the_host_path(monkeypatch):
+    import importlib
+
+    solve_mod = importlib.import_module("xsol.solve")
+
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 40, 3000)
+    sol_ref = xsol.fit_explicit(X[:-1], X[1:], 40, vocab_size=40, smoothing=0.1)
+    monkeypatch.setattr(solve_mod, "HOST_SOLVE_MIN_ENTRIES", 1)
+    W, b = xsol.solve(sol_ref.stats, smoothing=0.1)
+    np.testing.assert_allclose(np.asarray(W), np.asarray(sol_ref.weights), rtol=1e-6, atol=1e-6)

@@ -26,6 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# Numpy-only, so data loaders share them without importing JAX; re-exported here.
+from xsol.data.align import ALIGNMENT, aligned, aligned_empty, is_aligned  # noqa: F401
+
 Kind = Literal["ids", "dense"]
 Normalize = Literal["l1", "none"]
 
@@ -74,49 +77,6 @@ def as_host_array(X, name: str = "X") -> np.ndarray:
         return np.asarray(X)
     except Exception as e:  # noqa: BLE001
         raise TypeError(f"{name} could not be converted to an array: {e}") from e
-
-
-#: Byte alignment at which ``jax.device_put`` on the CPU shares a numpy
-#: array's memory instead of copying it.
-ALIGNMENT = 64
-
-
-def is_aligned(a: np.ndarray, alignment: int = ALIGNMENT) -> bool:
-    """Whether ``a`` is C-contiguous, native-endian and starts on an ``alignment``-byte boundary.
-
-    Such arrays reach a CPU device without a copy; others are copied by
-    ``jax.device_put`` (much slower than a numpy copy: DESIGN.md section 5).
-    """
-    return (
-        a.flags.c_contiguous
-        and a.dtype.isnative
-        and a.ctypes.data % alignment == 0
-    )
-
-
-def aligned_empty(shape, dtype, alignment: int = ALIGNMENT) -> np.ndarray:
-    """An uninitialized C-contiguous array whose data starts on an ``alignment``-byte boundary."""
-    dtype = np.dtype(dtype)
-    shape = tuple(int(d) for d in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    buf = np.empty(nbytes + alignment, np.uint8)
-    off = (-buf.ctypes.data) % alignment
-    return buf[off:off + nbytes].view(dtype).reshape(shape)
-
-
-def aligned(a, dtype=None, alignment: int = ALIGNMENT) -> np.ndarray:
-    """``a`` as a C-contiguous, ``alignment``-byte-aligned array of ``dtype``.
-
-    Returns ``a`` itself when it already is one; otherwise one numpy copy (with
-    the dtype conversion folded in), so that handing it to JAX costs nothing.
-    """
-    a = np.asarray(a)
-    dtype = a.dtype if dtype is None else np.dtype(dtype)
-    if a.dtype == dtype and is_aligned(a, alignment):
-        return a
-    out = aligned_empty(a.shape, dtype.newbyteorder("="), alignment)
-    np.copyto(out, a, casting="unsafe")
-    return out
 
 
 def _range_ok(a: np.ndarray, upper: int | None) -> bool:

@@ -21,10 +21,14 @@ inside every row.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from xsol import memory
+from xsol import inputs, memory
 from xsol.stats import CoocStats
 
 
@@ -51,6 +55,75 @@ def explicit_weights(cooc: jax.Array, smoothing: float) -> jax.Array:
 
 
 _explicit_weights = jax.jit(explicit_weights)
+
+#: Matrices with at least this many entries are solved on the host when the
+#: statistics live on the CPU (see :func:`explicit_weights_host`).
+HOST_SOLVE_MIN_ENTRIES = 1 << 24
+
+#: Rows per task of the host solve: about 1 MiB of float32, so the three
+#: passes over a block (add, log, subtract) stay in the core's cache.
+_HOST_BLOCK_BYTES = 1 << 20
+
+
+def explicit_weights_host(cooc: np.ndarray, smoothing: float, *,
+                          threads: int | None = None) -> np.ndarray:
+    """:func:`explicit_weights` computed by NumPy in row blocks on every core.
+
+    The same formula, ``W_ij = log(F_ij + a) - log(f_i + N a)`` in float32
+    (``f_i`` summed exactly in float64, its log taken in float64); rows never
+    seen get ``-log N`` when ``a = 0``. For a large matrix the solve is bound
+    by the logarithm: NumPy's vectorized float32 ``log`` is about 3x faster
+    than XLA's on the CPU, and row blocks of about 1 MiB run on a thread pool
+    (NumPy releases the GIL), so a 32k x 32k solve takes about one second per
+    core instead of ten. The result is 64-byte aligned, so ``jax.device_put``
+    on the CPU shares it without a copy.
+
+    Args:
+      cooc: ``F``, ``(M, N)`` NumPy array (integer or float).
+      smoothing: ``a >= 0``.
+      threads: worker threads (default: the CPUs this process may use).
+
+    Returns:
+      ``W``, ``(M, N)`` float32 NumPy.
+    """
+    M, N = cooc.shape
+    a = float(smoothing)
+    W = inputs.aligned_empty((M, N), np.float32)
+    f = cooc.sum(axis=1, dtype=np.float64)
+    denom = f + N * a
+    with np.errstate(divide="ignore"):
+        row = np.where(denom > 0, np.log(np.where(denom > 0, denom, 1.0)), 0.0)
+    row = row.astype(np.float32)
+    unseen_value = np.float32(-np.log(N))
+    rows_per_block = max(1, _HOST_BLOCK_BYTES // (4 * N))
+
+    def block(lo):
+        hi = min(M, lo + rows_per_block)
+        out = W[lo:hi]
+        np.add(cooc[lo:hi], np.float32(a), out=out, casting="unsafe")
+        with np.errstate(divide="ignore"):
+            np.log(out, out=out)
+        out -= row[lo:hi, None]
+        empty = denom[lo:hi] <= 0
+        if empty.any():
+            out[empty] = unseen_value
+
+    with ThreadPoolExecutor(max_workers=threads or available_cpus()) as pool:
+        list(pool.map(block, range(0, M, rows_per_block)))
+    return W
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _on_cpu(x) -> bool:
+    if not isinstance(x, jax.Array):
+        return True
+    return all(d.platform == "cpu" for d in x.devices())
 
 
 def _zero_cells_in_seen_rows(cooc: jax.Array) -> jax.Array:
@@ -93,5 +166,8 @@ def solve(stats: CoocStats, *, smoothing: float = 1.0, check_memory: bool = True
                 "zero, which would put log(0) = -inf into the weights; use "
                 "smoothing > 0 (e.g. 1e-3 for near-maximum-likelihood weights)"
             )
-    W = _explicit_weights(cooc, smoothing)
+    if cooc.size >= HOST_SOLVE_MIN_ENTRIES and _on_cpu(stats.cooc):
+        W = jax.device_put(explicit_weights_host(np.asarray(stats.cooc), smoothing))
+    else:
+        W = _explicit_weights(cooc, smoothing)
     return W, jnp.zeros((cooc.shape[1],), jnp.float32)

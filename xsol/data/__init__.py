@@ -13,6 +13,13 @@ Modules (one idea each):
   contiguous `split_tokens` train/held-out split.
 * `streaming`: fixed-size `(X, y)` batch streams (`Batches`) over arrays,
   IDX files, text files and tfds, for one-pass statistics.
+* `token_files`: token-id files as GPT-style pipelines write them (raw
+  little-endian uint16/uint32, or `.npy`): `open_token_file` (a read-only
+  memory map), `write_token_file`, `held_out_cut`, and `iter_token_windows` /
+  `iter_token_file_windows`, the `context_windows` of a file (or of its
+  training part or held-out tail) in chunks of bounded memory.
+* `align`: 64-byte-aligned arrays (which JAX's CPU device takes without a
+  copy), re-exported by `xsol.inputs`.
 * `tfds_source`: lazy, optional tensorflow-datasets access.
 
 Nothing here imports JAX or TensorFlow; tensorflow-datasets is imported only
@@ -39,6 +46,14 @@ from xsol.data.streaming import (
 )
 from xsol.data.text import TFDS_TEXT_DATASETS, embedded_text, iter_text_chunks, load_text
 from xsol.data.tfds_source import TfdsUnavailableError
+from xsol.data.token_files import (
+    TokenFileError,
+    held_out_cut,
+    iter_token_file_windows,
+    iter_token_windows,
+    open_token_file,
+    write_token_file,
+)
 from xsol.data.tokenizer import split_text
 from xsol.data.vocab import UNK, Vocabulary, build_vocabulary, tokenize
 from xsol.data.windows import context_windows, split_tokens
@@ -74,4 +89,10 @@ __all__ = [
     "iter_idx_batches",
     "iter_text_windows",
     "iter_tfds_batches",
+    "TokenFileError",
+    "open_token_file",
+    "write_token_file",
+    "held_out_cut",
+    "iter_token_windows",
+    "iter_token_file_windows",
 ]

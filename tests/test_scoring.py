@@ -1,5 +1,7 @@
 """Bounded-memory scoring equals the all-logits-at-once computation."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,7 +55,7 @@ def test_token_scoring_matches_full_logits(tokens, K, rows):
     Xh, yh = xsol.data.context_windows(tokens[4000:], K)
     sol = xsol.fit_explicit(X, y, V, vocab_size=V, smoothing=0.1)
     for beta in (1.0, 2.5):
-        s = sol if beta == 1.0 else type(sol)(**{**sol.__dict__, "inverse_temperature": beta})
+        s = sol if beta == 1.0 else dataclasses.replace(sol, inverse_temperature=beta)
         ref, z = _full_nll(s.weights, s.bias, Xh, yh, "ids", beta)
         # K = 1 scores by a gather from per-row log-normalizers: float64 sums, 1e-6 relative.
         assert s.nll(Xh, yh, batch_rows=rows) == pytest.approx(ref, rel=1e-6)
@@ -105,3 +107,23 @@ def test_whole_matrices_are_refused_before_allocating(digits, monkeypatch):
         sol.logits(Xte)
     # Batched methods still work with a tiny budget (one row at a time).
     assert np.isfinite(sol.nll(Xte, yte))
+
+
+def test_one_hot_explicit_rows_are_log_distributions(tokens):
+    V = 50
+    X, y = xsol.data.context_windows(tokens, 1)
+    sol = xsol.fit_explicit(X, y, V, vocab_size=V, smoothing=0.1)
+    assert sol.rows_normalized
+    lse = scoring.row_log_normalizers(sol.weights, sol.bias, np.arange(V))
+    np.testing.assert_allclose(lse, 0.0, atol=2e-6)
+    ref, _ = _full_nll(sol.weights, sol.bias, X, y, "ids")
+    assert sol.nll(X, y) == pytest.approx(ref, rel=1e-6)
+    cal = sol.calibrate(X, y)
+    assert not cal.rows_normalized  # its rows are no longer normalized
+    assert cal.nll(X, y) < sol.nll(X, y)
+
+
+def test_short_repr(digits):
+    Xtr, ytr, _, _ = digits
+    r = repr(xsol.fit_explicit(Xtr, ytr, 10))
+    assert len(r) < 200 and "(64, 10)" in r and "dense" in r

@@ -114,6 +114,20 @@ class ExplicitSolution:
     vocab_size: int | None = None
     window: int | None = None
     inverse_temperature: float = 1.0
+    #: True when every row of ``W`` is a log-distribution (``logsumexp_j W_ij = 0``
+    #: exactly, in exact arithmetic): the explicit solution of one-hot inputs
+    #: (ids, ``K = 1``) with ``b = 0``. Set by :func:`fit_explicit`; a copy made
+    #: with ``dataclasses.replace`` (e.g. by :meth:`calibrate`) starts as False.
+    rows_normalized: bool = dataclasses.field(default=False, init=False, repr=False,
+                                              compare=False)
+
+    def __repr__(self) -> str:
+        M, N = self.weights.shape
+        extra = f", vocab_size={self.vocab_size}, window={self.window}" if self.kind == "ids" else ""
+        return (f"ExplicitSolution(weights=({M}, {N}), kind={self.kind!r}{extra}, "
+                f"normalize={self.normalize!r}, smoothing={self.smoothing:g}, "
+                f"inverse_temperature={self.inverse_temperature:g}, "
+                f"examples={int(self.stats.num_examples)})")
 
     @property
     def num_classes(self) -> int:
@@ -185,7 +199,8 @@ class ExplicitSolution:
         X = self._prepare(X)
         y = inputs.check_labels(y, X.shape[0], self.num_classes)
         total = scoring.nll_sum(self.weights, self.bias, X, y, batch_rows=batch_rows,
-                                **self._score_kw())
+                                rows_normalized=self.rows_normalized
+                                and self.inverse_temperature == 1.0, **self._score_kw())
         return total / X.shape[0]
 
     def perplexity(self, X, y, *, batch_rows: int | None = None) -> float:
@@ -299,7 +314,14 @@ def fit_explicit(
         raise ValueError(str(e).removeprefix("batch 0: ")) from None
     W, b = solve(stats, smoothing=smoothing)
     window = None if kind != "ids" else (1 if np.ndim(X) == 1 else int(np.shape(X)[1]))
-    return ExplicitSolution(W, b, stats, kind, normalize, float(smoothing), V, window)
+    return _with_row_flag(ExplicitSolution(W, b, stats, kind, normalize, float(smoothing), V,
+                                           window))
+
+
+def _with_row_flag(sol: ExplicitSolution) -> ExplicitSolution:
+    """Marks one-hot explicit solutions, whose rows are log-distributions (see the field)."""
+    sol.rows_normalized = sol.kind == "ids" and sol.window == 1 and sol.smoothing > 0
+    return sol
 
 
 def solution_from_stats(stats: CoocStats, *, kind: str, normalize: str = "l1",
@@ -307,5 +329,6 @@ def solution_from_stats(stats: CoocStats, *, kind: str, normalize: str = "l1",
                         window: int | None = None) -> ExplicitSolution:
     """An :class:`ExplicitSolution` from statistics gathered by :func:`xsol.accumulate`."""
     W, b = solve(stats, smoothing=smoothing)
-    return ExplicitSolution(W, b, stats, kind, normalize, float(smoothing), vocab_size, window)
+    return _with_row_flag(ExplicitSolution(W, b, stats, kind, normalize, float(smoothing),
+                                           vocab_size, window))
 

@@ -159,7 +159,7 @@ def _onehot_rows(X, kind: str) -> np.ndarray | None:
 
 def nll_sum(weights, bias, X, y, *, kind: str, normalize: str = "l1",
             inverse_temperature: float = 1.0, batch_rows: int | None = None,
-            with_accuracy: bool = False):
+            with_accuracy: bool = False, rows_normalized: bool = False):
     """``sum_t -log softmax(beta x~_t W + b)[y_t]`` in float64, holding one batch of logits.
 
     Inputs must already be validated (:func:`xsol.explicit.prepare_inputs`):
@@ -179,6 +179,10 @@ def nll_sum(weights, bias, X, y, *, kind: str, normalize: str = "l1",
       inverse_temperature: ``beta``.
       batch_rows: examples per batch (default :func:`rows_per_batch`).
       with_accuracy: also count correct argmax predictions.
+      rows_normalized: the caller knows ``lse_i = 0`` for every row (the rows
+        of ``beta W + b`` are log-distributions, as for the explicit solution
+        of one-hot inputs: ``sum_j (F_ij + a) / (f_i + N a) = 1``), so the
+        loss is the gather alone; ids with ``K = 1`` only.
 
     Returns:
       The float64 sum of losses, or ``(sum, correct)`` with ``with_accuracy``.
@@ -188,6 +192,8 @@ def nll_sum(weights, bias, X, y, *, kind: str, normalize: str = "l1",
     beta = jnp.float32(inverse_temperature)
     x1 = None if with_accuracy else _onehot_rows(X, kind)
     if x1 is not None:
+        if rows_normalized:
+            return -_gather_total(weights, bias, beta, x1, y, batch_rows)
         counts = np.bincount(x1, minlength=int(weights.shape[0]))
         seen = np.flatnonzero(counts)
         lse = row_log_normalizers(weights, bias, seen, inverse_temperature=inverse_temperature,

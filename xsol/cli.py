@@ -12,11 +12,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xsol")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _table(rows, columns) -> str:
@@ -76,40 +84,120 @@ def fit_images(args) -> dict:
     return dict(dataset=args.dataset, rows=rows)
 
 
-def fit_text(args) -> dict:
-    """Explicit K-window language model on a text vs a unigram baseline."""
-    import xsol
-    from xsol.data import context_windows, load_text, split_tokens, tokenize
-
-    text = load_text(args.text if args.text != "embedded" else None)
-    ids, vocab = tokenize(text, level=args.level, vocab_size=args.vocab_size,
-                          keep_punctuation=args.punctuation)
-    train, held = split_tokens(ids, held_out=0.1)
-    V = len(vocab)
+def _lm_table(fits, *, unigram: bool = True) -> str:
     rows = []
-    uni = (np.bincount(train, minlength=V) + args.smoothing) / (len(train) + V * args.smoothing)
-    rows.append(dict(method="unigram (smoothed counts)",
-                     train_ppl=float(np.exp(-np.mean(np.log(uni[train])))),
-                     test_ppl=float(np.exp(-np.mean(np.log(uni[held]))))))
+    if unigram and fits and fits[0].unigram_perplexity is not None:
+        rows.append(dict(method="unigram (smoothed counts)", test_ppl=fits[0].unigram_perplexity))
+    for f in fits:
+        rows.append(dict(method=f"explicit, window K={f.window}", backend=f.backend,
+                         count=f.seconds["count"], solve=f.seconds["solve"],
+                         score=f.seconds["score"], total=f.seconds["total"],
+                         rate=f.tokens_per_second / 1e6, test_ppl=f.held_out_perplexity))
+    return _table(rows, [("method", "model", None), ("backend", "backend", None),
+                         ("count", "count s", "{:.2f}"), ("solve", "solve s", "{:.2f}"),
+                         ("score", "score s", "{:.2f}"), ("total", "total s", "{:.2f}"),
+                         ("rate", "M tokens/s", "{:.1f}"),
+                         ("test_ppl", "held-out perplexity", "{:.2f}")])
+
+
+def _backend(args) -> str:
+    return "dense" if args.dense else "sparse" if args.sparse else "auto"
+
+
+def _peak_line() -> str:
+    from xsol.lm import peak_rss_bytes
+    from xsol.memory import format_bytes
+
+    return f"peak memory (resident): {format_bytes(peak_rss_bytes())}"
+
+
+def fit_tokens(args) -> dict:
+    """Explicit K-window language models on a token-id file, streamed."""
+    from xsol.data import open_token_file
+    from xsol.lm import choose_backend, fit_token_lm
+
+    if args.vocab_size is None:
+        raise ValueError("--tokens needs --vocab-size V (every id in the file must be below V)")
+    ids = open_token_file(args.tokens, args.dtype)
+    print(f"tokens: {args.tokens}: {len(ids):,} ids ({ids.dtype}), vocabulary {args.vocab_size:,}, "
+          f"held out {args.held_out:g} (the tail), smoothing={args.smoothing}")
+    fits = []
     for K in range(1, args.window + 1):
-        Xtr, ytr = context_windows(train, K)
-        Xte, yte = context_windows(held, K)
-        t0 = time.perf_counter()
-        sol = xsol.fit_explicit(Xtr, ytr, V, vocab_size=V, smoothing=args.smoothing)
-        sol.weights.block_until_ready()
-        dt = time.perf_counter() - t0
-        rows.append(dict(method=f"explicit, window K={K}", fit_seconds=dt,
-                         train_ppl=sol.perplexity(Xtr, ytr), test_ppl=sol.perplexity(Xte, yte)))
-    print(f"text: {len(ids)} {args.level} tokens ({len(train)} train / {len(held)} held-out), "
-          f"vocabulary {V}, smoothing={args.smoothing}")
-    print(_table(rows, [("method", "model", None), ("fit_seconds", "fit s", "{:.3f}"),
-                        ("train_ppl", "train perplexity", "{:.2f}"),
-                        ("test_ppl", "held-out perplexity", "{:.2f}")]))
-    return dict(text=args.text, vocab_size=V, rows=rows)
+        print(f"K={K}: {choose_backend(args.vocab_size, K, backend=_backend(args)).reason}")
+        fits.append(fit_token_lm(args.tokens, args.vocab_size, window=K, held_out=args.held_out,
+                                 smoothing=args.smoothing, backend=_backend(args),
+                                 dtype=args.dtype, progress=not args.no_progress))
+    print(_lm_table(fits))
+    print(_peak_line())
+    return dict(tokens=args.tokens, vocab_size=args.vocab_size, fits=[f.to_dict() for f in fits])
+
+
+def fit_text(args) -> dict:
+    """Explicit K-window language models on a text, streamed twice (vocabulary, then ids)."""
+    from xsol.lm import fit_text_lm
+
+    held_out = 0.1 if args.held_out is None else args.held_out
+    source = args.text if args.text != "embedded" else None
+    result = fit_text_lm(source, vocab_size=args.vocab_size or 2000,
+                         windows=range(1, args.window + 1), held_out=held_out,
+                         tokenizer=args.tokenizer, level=args.level,
+                         keep_punctuation=args.punctuation, smoothing=args.smoothing,
+                         backend=_backend(args), tokens_path=args.save_tokens,
+                         encoding=args.encoding, errors=args.encoding_errors,
+                         progress=not args.no_progress)
+    f0 = result.fits[0]
+    what = (f"tokenizer {args.tokenizer}" if args.tokenizer else f"{args.level} tokens")
+    print(f"text: {result.num_tokens:,} {what} ({f0.train_tokens:,} train / "
+          f"{f0.held_out_tokens:,} held-out), vocabulary {result.vocab_size:,}, "
+          f"smoothing={args.smoothing}; vocabulary pass {result.seconds['vocabulary']:.2f} s, "
+          f"encoding pass {result.seconds['encode']:.2f} s, "
+          f"{result.tokens_per_second / 1e6:.2f}M tokens/s end to end")
+    for f in result.fits:
+        print(f"K={f.window}: {f.choice.reason}")
+    print(_lm_table(result.fits))
+    print(_peak_line())
+    return dict(text=args.text, **result.to_dict())
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, got {v:g}")
+    return v
+
+
+def _smoothing(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (v >= 0 and np.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    if 0 < v < np.finfo(np.float32).tiny:
+        raise argparse.ArgumentTypeError(
+            f"smoothing {v:g} is below the smallest normal float32 "
+            f"({np.finfo(np.float32).tiny:g}); it would round to 0 in the weights")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xsol", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit explicit weights and score them against baselines")
     src = fit.add_mutually_exclusive_group()
@@ -117,17 +205,45 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image dataset: digits (embedded), fashion_mnist, mnist")
     src.add_argument("--text", nargs="?", const="embedded", default=None,
                      help="fit a language model on a text file, directory or tfds name "
-                          "(no value: the embedded text)")
+                          "(no value: the embedded text), streamed twice")
+    src.add_argument("--tokens", default=None, metavar="FILE",
+                     help="fit a language model on a token-id file: flat little-endian "
+                          "uint16/uint32 ids (--dtype) or a .npy; needs --vocab-size")
     fit.add_argument("--data-dir", default=None, help="directory with IDX files")
-    fit.add_argument("--limit", type=int, default=None, help="use the first N training images")
-    fit.add_argument("--smoothing", type=float, default=None,
+    fit.add_argument("--limit", type=_positive_int, default=None,
+                     help="use the first N training images")
+    fit.add_argument("--smoothing", type=_smoothing, default=None,
                      help="additive smoothing a (default 0.01 for images, 0.1 for text)")
     fit.add_argument("--normalize", choices=("l1", "none"), default="l1")
     fit.add_argument("--level", choices=("word", "char"), default="word")
-    fit.add_argument("--vocab-size", type=int, default=2000)
+    fit.add_argument("--vocab-size", type=_positive_int, default=None,
+                     help="V: the vocabulary cap for --text (default 2000; ignored with "
+                          "--tokenizer), the id range for --tokens (required)")
+    fit.add_argument("--dtype", choices=("uint16", "uint32", "int32"), default=None,
+                     help="item type of a raw --tokens file (default uint16)")
+    fit.add_argument("--held-out", type=_fraction, default=None,
+                     help="fraction held out at the end of the corpus (default 0.01 for "
+                          "--tokens, 0.1 for --text)")
+    fit.add_argument("--tokenizer", default=None, metavar="JSON",
+                     help="a Hugging Face tokenizers file (tokenizer.json) for --text, "
+                          "instead of the built-in word/char tokenizer")
+    fit.add_argument("--save-tokens", default=None, metavar="FILE",
+                     help="--text: keep the encoded ids in this token file")
+    fit.add_argument("--encoding", default="utf-8", help="text file encoding")
+    fit.add_argument("--encoding-errors", choices=("strict", "replace", "ignore"),
+                     default="strict", help="what to do with bytes the encoding cannot "
+                                            "decode (default: stop with an error)")
+    which = fit.add_mutually_exclusive_group()
+    which.add_argument("--dense", action="store_true",
+                       help="force dense statistics (default: dense when they fit in memory)")
+    which.add_argument("--sparse", action="store_true",
+                       help="force sparse statistics (only the distinct pairs seen)")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bars")
     fit.add_argument("--punctuation", action="store_true",
                      help="keep punctuation marks as tokens (word level)")
-    fit.add_argument("--window", type=int, default=2, help="largest window K for text")
+    fit.add_argument("--window", type=_positive_int, default=None,
+                     help="fit windows K = 1..WINDOW (language models; default 2 for --text, "
+                          "1 for --tokens)")
     fit.add_argument("--json", default=None, help="also write the results to this JSON file")
 
     rep = sub.add_parser("reproduce", help="measure every claim and write a report")
@@ -175,20 +291,48 @@ def reproduce(args) -> dict:
     return run(cfg, progress=not args.no_progress)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def _run(args) -> int:
     if args.command == "fit":
         if args.smoothing is None:
             args.smoothing = 0.1 if args.text else 0.01
-        result = fit_text(args) if args.text else fit_images(args)
+        if args.window is None:
+            args.window = 1 if args.tokens else 2
+        if args.tokens:
+            if args.held_out is None:
+                args.held_out = 0.01
+            result = fit_tokens(args)
+        elif args.text:
+            result = fit_text(args)
+        else:
+            result = fit_images(args)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=2)
+            from xsol.serialize import write_json
+
+            write_json(args.json, result)
         return 0
     if args.command == "reproduce":
         reproduce(args)
         return 0
     return 2
+
+
+#: Errors that describe bad input or a missing resource: one line, exit 2.
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
+                ImportError)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except _USER_ERRORS as e:
+        if args.debug:
+            raise
+        print(f"xsol: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xsol: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -30,3 +30,29 @@ def to_jsonable(x):
     if isinstance(x, (str, int, bool)) or x is None:
         return x
     return str(x)
+
+
+def write_json(path, obj, *, indent: int = 2) -> None:
+    """Writes ``to_jsonable(obj)`` as strict JSON (no NaN), atomically.
+
+    The text goes to a temporary file in the same directory, which then
+    replaces ``path`` (``os.replace``): a failed write (a full disk, an
+    interrupted run) leaves the previous file intact and no broken JSON.
+    """
+    import json
+    import os
+    import tempfile
+
+    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -13,6 +13,11 @@ Modules (one idea each):
   contiguous `split_tokens` train/held-out split.
 * `streaming`: fixed-size `(X, y)` batch streams (`Batches`) over arrays,
   IDX files, text files and tfds, for one-pass statistics.
+* `encode`: raw text to token ids at speed in bounded memory: encoders (the
+  built-in `WordEncoder`, a Hugging Face tokenizer file via
+  `load_tokenizer`), the streamed vocabulary pass
+  (`build_vocabulary_streaming`), `iter_text_ids` and
+  `encode_text_to_file` (a flat binary file of ids).
 * `token_files`: token-id files as GPT-style pipelines write them (raw
   little-endian uint16/uint32, or `.npy`): `open_token_file` (a read-only
   memory map), `write_token_file`, `held_out_cut`, and `iter_token_windows` /
@@ -23,9 +28,20 @@ Modules (one idea each):
 * `tfds_source`: lazy, optional tensorflow-datasets access.
 
 Nothing here imports JAX or TensorFlow; tensorflow-datasets is imported only
-when a tfds source is used.
+when a tfds source is used, and Hugging Face `tokenizers` only by
+`load_tokenizer`.
 """
 
+from xsol.data.encode import (
+    HFTokenizerEncoder,
+    TextEncoder,
+    WordEncoder,
+    build_vocabulary_streaming,
+    count_tokens,
+    encode_text_to_file,
+    iter_text_ids,
+    load_tokenizer,
+)
 from xsol.data.idx import IdxHeader, iter_idx_chunks, read_idx, read_idx_header, write_idx
 from xsol.data.images import (
     DATA_DIR_ENV,
@@ -44,7 +60,13 @@ from xsol.data.streaming import (
     iter_tfds_batches,
     rebatch,
 )
-from xsol.data.text import TFDS_TEXT_DATASETS, embedded_text, iter_text_chunks, load_text
+from xsol.data.text import (
+    TFDS_TEXT_DATASETS,
+    TextDecodeError,
+    embedded_text,
+    iter_text_chunks,
+    load_text,
+)
 from xsol.data.tfds_source import TfdsUnavailableError
 from xsol.data.token_files import (
     TokenFileError,
@@ -74,6 +96,7 @@ __all__ = [
     "embedded_text",
     "load_text",
     "iter_text_chunks",
+    "TextDecodeError",
     "TfdsUnavailableError",
     "split_text",
     "UNK",
@@ -95,4 +118,12 @@ __all__ = [
     "held_out_cut",
     "iter_token_windows",
     "iter_token_file_windows",
+    "TextEncoder",
+    "WordEncoder",
+    "HFTokenizerEncoder",
+    "load_tokenizer",
+    "count_tokens",
+    "build_vocabulary_streaming",
+    "iter_text_ids",
+    "encode_text_to_file",
 ]

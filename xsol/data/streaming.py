@@ -264,6 +264,7 @@ def iter_text_windows(
     split: str = "train",
     feature: str = "text",
     encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> Batches:
     """Streams next-token examples from a text, read in chunks, with a fixed vocabulary.
 
@@ -284,7 +285,8 @@ def iter_text_windows(
       batch_size: examples per batch, > 0.
       chunk_chars: characters read per chunk, > 0.
       drop_remainder: drop the final short batch.
-      split, feature, encoding: as in `xsol.data.text.load_text`.
+      split, feature, encoding, errors: as in `xsol.data.text.load_text`
+        (errors: "strict", "replace" or "ignore" for undecodable bytes).
 
     Returns:
       A `Batches` of `(X, y)`, X int32 (B, K) with column 0 the oldest token,
@@ -294,14 +296,17 @@ def iter_text_windows(
     Raises:
       ValueError: window <= 0, batch_size <= 0, chunk_chars <= 0, or (while
         streaming) an empty text ("text is empty") or one with no more than
-        `window` tokens.
+        `window` tokens; `TextDecodeError` (a ValueError) for undecodable
+        bytes with errors="strict".
     """
     k = check_window(window)
     bs = check_batch_size(batch_size)
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab must be a xsol.data.Vocabulary, got {type(vocab).__name__}")
     level = vocab.level
-    iter_text_chunks(source, chunk_chars, split=split, feature=feature, encoding=encoding)  # validate now
+    iter_text_chunks(  # validate now
+        source, chunk_chars, split=split, feature=feature, encoding=encoding, errors=errors
+    )
 
     once = {"used": False} if hasattr(source, "read") else None
 
@@ -325,7 +330,9 @@ def iter_text_windows(
                 yield sliding_window_view(a[:-1], k), a[k:]
             carry_ids = a[-k:].copy()
 
-        chunks = iter_text_chunks(source, chunk_chars, split=split, feature=feature, encoding=encoding)
+        chunks = iter_text_chunks(
+            source, chunk_chars, split=split, feature=feature, encoding=encoding, errors=errors
+        )
         for piece in chunks:
             n_chars += len(piece)
             text = carry_text + piece

@@ -329,15 +329,17 @@ def accumulate(
     acc: Accumulator | None = None
     limit = st.max_count()
     bar = tqdm(batches, total=total, disable=not progress, desc="accumulate", unit="batch")
+    seen = None  # examples counted so far, tracked on the host (no device sync per batch)
     for i, (X, y) in enumerate(bar):
         try:
             if acc is None:
                 acc = make_accumulator(X, num_classes, vocab_size=vocab_size, kind=kind,
                                        normalize=normalize)
                 state = _check_state(acc, state)
+                seen = int(state.num_examples)
             Xv, yv = validate_batch(acc, X, y)
             per_example = acc.window or 1
-            if acc.kind == "ids" and (int(state.num_examples) + Xv.shape[0]) * per_example > limit:
+            if acc.kind == "ids" and (seen + Xv.shape[0]) * per_example > limit:
                 raise ValueError(
                     f"counts would exceed {limit}, the largest value of "
                     f"{jnp.dtype(st.count_dtype()).name}; enable 64-bit counts with "
@@ -353,6 +355,7 @@ def accumulate(
         if acc.kind == "dense" and (not bool(finite) or float(x_min) < 0):
             raise BatchError(f"batch {i}: {dense_value_error(Xv)}", i, state)
         state = new_state
+        seen += Xv.shape[0]
     if acc is None:
         raise ValueError("no batches: the data is empty; expected at least one (X, y) batch")
     return state

@@ -71,6 +71,20 @@ def _runs(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(flag)
 
 
+def merge_counts(keys_a, counts_a, keys_b, counts_b) -> tuple[np.ndarray, np.ndarray]:
+    """The union of two sorted, unique key lists with their counts added.
+
+    A stable ``argsort`` of the concatenated keys (a merge of two sorted runs)
+    orders keys and counts; runs of equal keys then add their counts. Exact.
+    """
+    keys = np.concatenate([keys_a, keys_b])
+    counts = np.concatenate([counts_a, counts_b])
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    starts = _runs(keys)
+    return keys[starts], (np.add.reduceat(counts, starts) if len(starts) else counts)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SparseStats:
     """Non-zero entries of the co-occurrence matrix ``F`` (``M x N``, ``M = K * V``).
@@ -144,19 +158,20 @@ class SparseStats:
                 "cannot merge statistics of different shapes: (vocab_size, num_classes, "
                 f"window) = {shape} and {(other.vocab_size, other.num_classes, other.window)}"
             )
-        keys = np.concatenate([self.keys, other.keys])
-        counts = np.concatenate([self.counts, other.counts])
-        order = np.argsort(keys, kind="stable")  # two sorted runs: a linear merge
-        keys, counts = keys[order], counts[order]
-        starts = _runs(keys)
+        keys, counts = merge_counts(self.keys, self.counts, other.keys, other.counts)
         return SparseStats(
-            keys[starts],
-            np.add.reduceat(counts, starts) if len(starts) else counts,
+            keys,
+            counts,
             self.feature_totals + other.feature_totals,
             self.label_counts + other.label_counts,
             self.num_examples + other.num_examples,
             *shape,
         )
+
+    def merge_pairs(self, other: "SparseStats") -> "SparseStats":
+        """``self`` with ``other``'s pair counts merged in (sums and totals of ``self`` kept)."""
+        keys, counts = merge_counts(self.keys, self.counts, other.keys, other.counts)
+        return dataclasses.replace(self, keys=keys, counts=counts)
 
     def to_dense(self, *, check_memory: bool = True):
         """The dense :class:`xsol.CoocStats` (JAX arrays), refused when it would not fit.
@@ -237,56 +252,136 @@ def sparse_cooccurrence(X, y, vocab_size: int, num_classes: int | None = None) -
     """
     X, y, V, N = _prepare_ids(X, y, vocab_size, num_classes)
     B, K = X.shape
-    M = K * V
-    kd = _key_dtype(M * N)
-    keys = np.empty(B * K, kd)
+    keys = np.empty(B * K, _key_dtype(K * V * N))
+    _write_keys(X, y, V, N, keys)
+    keys.sort()
+    uniq, counts = _count_sorted(keys)
+    return SparseStats(uniq, counts, _feature_totals(X, V), _label_counts(y, N), int(B), V, N,
+                       int(K))
+
+
+def _write_keys(X: np.ndarray, y: np.ndarray, V: int, N: int, out: np.ndarray) -> None:
+    """Writes the flat keys ``(k * V + X[t, k]) * N + y_t`` of a batch into ``out`` (``B K``)."""
+    B, K = X.shape
+    kd = out.dtype
     yk = y.astype(kd)
     for k in range(K):
-        part = keys[k * B:(k + 1) * B]
+        part = out[k * B:(k + 1) * B]
         np.add(X[:, k], k * V, out=part, casting="unsafe")
         part *= kd.type(N)
         part += yk
-    keys.sort()
+
+
+def _count_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique keys (int64) and how often each occurs (int64) in a sorted array."""
     starts = _runs(keys)
-    counts = np.diff(np.append(starts, len(keys))).astype(np.int64)
-    totals = np.concatenate([np.bincount(X[:, k], minlength=V) for k in range(K)])
-    return SparseStats(
-        keys[starts].astype(np.int64),
-        counts,
-        totals.astype(np.int64),
-        np.bincount(y, minlength=N).astype(np.int64),
-        int(B),
-        V,
-        N,
-        int(K),
-    )
+    counts = np.empty(len(starts), np.int64)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    if len(starts):
+        counts[-1] = len(keys) - starts[-1]
+    return keys[starts].astype(np.int64), counts
+
+
+def _feature_totals(X: np.ndarray, V: int) -> np.ndarray:
+    return np.concatenate([np.bincount(X[:, k], minlength=V) for k in range(X.shape[1])]) \
+        .astype(np.int64)
+
+
+def _label_counts(y: np.ndarray, N: int) -> np.ndarray:
+    return np.bincount(y, minlength=N).astype(np.int64)
+
+
+#: Keys gathered before they are sorted and counted (the bytes are this times
+#: 4 or 8): a few large sorts, which NumPy vectorizes, rather than many small
+#: ones and many merges.
+SORT_BUFFER_KEYS = 1 << 25
 
 
 def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
-                      num_classes: int | None = None) -> SparseStats:
-    """:func:`sparse_cooccurrence` over a stream of ``(X, y)`` batches, merged exactly.
+                      num_classes: int | None = None, *,
+                      buffer_keys: int = SORT_BUFFER_KEYS) -> SparseStats:
+    """Exact sparse co-occurrence counts of a stream of ``(X, y)`` batches.
 
-    Partial statistics are merged like a binary counter (a new one is merged
-    into the last while that one is no larger), so ``b`` batches cost
-    ``O(nnz log b)`` merging work rather than ``O(nnz b)``.
+    The flat keys of consecutive batches are written into one buffer of
+    ``buffer_keys`` keys; a full buffer is sorted and its runs counted into
+    partial statistics, which are merged like a binary counter (a new one is
+    merged into the last while that one is no larger), so memory holds the
+    buffer plus ``O(nnz)`` and the merging work is ``O(nnz log p)`` for ``p``
+    partials. The result equals :func:`sparse_cooccurrence` of all the
+    batches at once.
+
+    Args:
+      batches: ``(X, y)`` token-id windows and next tokens (as for
+        :func:`sparse_cooccurrence`); every batch must have the same window ``K``.
+      vocab_size: ``V``.
+      num_classes: ``N`` (default ``V``).
+      buffer_keys: keys sorted at once.
 
     Raises:
       ValueError: no batches, or a batch is invalid (the message names it).
     """
     stack: list[SparseStats] = []
+    buf = None
+    fill = 0
+    n_examples = 0
+    V = N = K = 0
+
+    def flush():
+        nonlocal fill
+        if fill == 0:
+            return
+        part = buf[:fill]
+        part.sort()
+        keys, counts = _count_sorted(part)
+        fill = 0
+        s = SparseStats(keys, counts, np.zeros(0, np.int64), np.zeros(0, np.int64), 0, V, N, K)
+        while stack and stack[-1].nnz <= s.nnz:
+            s = stack.pop().merge_pairs(s)
+        stack.append(s)
+
     for i, (X, y) in enumerate(batches):
         try:
-            s = sparse_cooccurrence(X, y, vocab_size, num_classes)
+            X, y, V_i, N_i = _prepare_ids(X, y, vocab_size, num_classes)
+            if buf is None:
+                V, N, K = V_i, N_i, X.shape[1]
+                buf = np.empty(max(int(buffer_keys), X.size), _key_dtype(K * V * N))
+            elif X.shape[1] != K:
+                raise ValueError(f"token ids have a window of {X.shape[1]} positions, expected "
+                                 f"{K} (the window of the first batch)")
         except (ValueError, TypeError) as e:
             raise type(e)(f"batch {i}: {e}") from e
-        while stack and stack[-1].nnz <= s.nnz:
-            s = stack.pop().merge(s)
-        stack.append(s)
-    if not stack:
+        for lo in range(0, X.shape[0], max(1, len(buf) // K)):
+            Xc, yc = X[lo:lo + len(buf) // K], y[lo:lo + len(buf) // K]
+            if fill + Xc.size > len(buf):
+                flush()
+            _write_keys(Xc, yc, V, N, buf[fill:fill + Xc.size])
+            fill += Xc.size
+        n_examples += X.shape[0]
+    if buf is None:
         raise ValueError("no batches: the data is empty; expected at least one (X, y) batch")
+    flush()
+    del buf
     out = stack.pop()
     while stack:
-        out = stack.pop().merge(out)
+        out = stack.pop().merge_pairs(out)
+    # The sums from the merged counts, exactly: f_i = sum_j F_ij, and every
+    # example puts one count in each of the K blocks, so n_j = sum_{i < V} F_ij.
+    rows, cols = out.keys // N, out.keys % N
+    totals = _int_bincount(rows, out.counts, K * V)
+    labels = _int_bincount(cols[rows < V], out.counts[rows < V], N)
+    return SparseStats(out.keys, out.counts, totals, labels, n_examples, V, N, K)
+
+
+def _int_bincount(index: np.ndarray, counts: np.ndarray, size: int) -> np.ndarray:
+    """``out[index[t]] += counts[t]`` in int64, exactly.
+
+    ``bincount`` adds float64 weights, exact while every partial sum stays
+    below ``2^53`` (guaranteed when the total does); otherwise ``np.add.at``.
+    """
+    if int(counts.sum()) < 1 << 53:
+        return np.bincount(index, weights=counts, minlength=size).astype(np.int64)
+    out = np.zeros(size, np.int64)
+    np.add.at(out, index, counts)
     return out
 
 

@@ -142,3 +142,19 @@ def test_cli_refuses_in_one_line(corpus, tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             cli.main(["fit", "--tokens", str(path), *args])
         assert e.value.code == 2
+
+
+def test_host_counting_equals_the_jitted_scatter(corpus):
+    from xsol.lm.counting import count_windows_host
+
+    _, ids = corpus
+    for K in (1, 3):
+        X, y = context_windows(ids, K)
+        batches = [(X[i:i + 777], y[i:i + 777]) for i in range(0, len(y), 777)]
+        host = count_windows_host(batches, 300, 300, K, workers=3)
+        ref = xsol.accumulate(batches, 300, vocab_size=300, progress=False)
+        for a, b in zip(host, ref):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            assert np.asarray(a).dtype == np.asarray(b).dtype
+    with pytest.raises(ValueError, match="would exceed"):
+        count_windows_host([], 300, 300, 2, total_windows=2**31)

@@ -28,10 +28,16 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+import jax
+import jax.numpy as jnp
+
 from xsol.accumulate import accumulate
 from xsol.data.token_files import held_out_cut, iter_token_windows, open_token_file
 from xsol.explicit import DEFAULT_SMOOTHING, ExplicitSolution, solution_from_stats
 from xsol.lm.backend import BackendChoice, choose_backend
+from xsol.lm.counting import count_windows_host
+from xsol.memory import check_fits
+from xsol.stats import count_dtype
 from xsol.sparse import SparseExplicitLM, sparse_accumulate
 
 
@@ -214,7 +220,12 @@ def fit_token_lm(
     train = _progress(train, cut - window, f"count K={window} ({choice.backend})", progress)
     t0 = time.perf_counter()
     if choice.backend == "dense":
-        stats = accumulate(train, V, vocab_size=V, kind="ids", progress=False)
+        check_fits("co-occurrence matrix", (window * V, V), jnp.dtype(count_dtype()).itemsize,
+                   hint="use the sparse backend")
+        if jax.default_backend() == "cpu":  # sorting beats a cache-missing scatter there
+            stats = count_windows_host(train, V, V, window, total_windows=cut - window)
+        else:
+            stats = accumulate(train, V, vocab_size=V, kind="ids", progress=False)
         t_count = time.perf_counter() - t0
         t0 = time.perf_counter()
         model: Any = solution_from_stats(stats, kind="ids", smoothing=smoothing, vocab_size=V,

@@ -26,6 +26,25 @@ def test_fit_text_on_a_small_file(tmp_path, capsys):
     assert "explicit, window K=2" in text
 
 
-def test_unknown_dataset_is_a_clear_error():
-    with pytest.raises(ValueError, match="digits"):
-        main(["fit", "--dataset", "cifar"])
+def test_unknown_dataset_is_a_clear_error(capsys):
+    assert main(["fit", "--dataset", "cifar"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xsol: error:") and "digits" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="digits"):  # --debug shows the real exception
+        main(["--debug", "fit", "--dataset", "cifar"])
+
+
+def test_numeric_options_are_validated(capsys):
+    for argv in (["fit", "--limit", "0"], ["fit", "--limit", "-5"], ["fit", "--text", "--window", "0"],
+                 ["reproduce", "--seeds", "0"], ["reproduce", "--seeds", "-2"],
+                 ["fit", "--smoothing", "nan"], ["fit", "--smoothing", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        assert "expected" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("xsol ")

@@ -141,3 +141,15 @@ def test_token_ids_need_vocab_size_in_accumulate(rng):
 def test_float_labels_that_are_not_integers():
     with pytest.raises(TypeError, match="integer class labels"):
         xsol.fit_explicit(np.ones((3, 2)), np.array([0.5, 1, 0]), 2)
+
+
+def test_ids_are_never_truncated():
+    X = np.array([[0.0], [2.7], [1.0]])
+    with pytest.raises(ValueError, match=r"whole numbers, got 2.7 at row 1"):
+        xsol.fit_explicit(X, np.array([0, 1, 2]), 3, vocab_size=3, kind="ids")
+    with pytest.raises(ValueError, match="whole numbers"):
+        xsol.fit_explicit(np.array([[np.nan]]), np.array([0]), 3, vocab_size=3, kind="ids")
+    whole = xsol.fit_explicit(np.array([[0.0], [2.0], [1.0]]), np.array([0, 1, 2]), 3,
+                              vocab_size=3, kind="ids")
+    ints = xsol.fit_explicit(np.array([[0], [2], [1]]), np.array([0, 1, 2]), 3, vocab_size=3)
+    np.testing.assert_array_equal(np.asarray(whole.weights), np.asarray(ints.weights))

@@ -295,6 +295,7 @@ def accumulate(
     progress: bool = True,
     total: int | None = None,
     devices=None,
+    limit: int | None = None,
 ) -> CoocStats:
     """Co-occurrence statistics of a stream of ``(X, y)`` batches, in one pass.
 
@@ -315,22 +316,44 @@ def accumulate(
       progress: show a tqdm progress bar.
       total: number of batches, for the bar (read from ``len(batches)`` if defined).
       devices: devices to split batches across (default: all local devices).
+      limit: take at most this many batches (an infinite stream then ends).
 
     Returns:
       The :class:`CoocStats` of everything seen (plus ``state``).
 
     Raises:
-      BatchError: a batch was invalid; ``e.stats`` holds the statistics of the
-        batches before it. A ``ValueError`` is also raised for an empty stream.
+      BatchError: a batch was invalid, or the source itself raised while
+        producing it (a generator error, a truncated or undecodable file);
+        ``e.stats`` holds the statistics of every batch before it (``state``,
+        possibly None, when it was the first) and ``e.batch_index`` its index,
+        so ``accumulate(rest, ..., state=e.stats)`` resumes exactly. A
+        ``ValueError`` is also raised for an empty stream.
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+                              or limit < 1):
+        raise ValueError(f"limit must be a positive number of batches or None, got {limit!r}")
     if total is None and hasattr(batches, "__len__"):
         total = len(batches)  # type: ignore[arg-type]
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
     mesh = data_mesh(devices)
     acc: Accumulator | None = None
-    limit = st.max_count()
-    bar = tqdm(batches, total=total, disable=not progress, desc="accumulate", unit="batch")
+    max_count = st.max_count()
+    bar = tqdm(total=total, disable=not progress, desc="accumulate", unit="batch")
     seen = None  # examples counted so far, tracked on the host (no device sync per batch)
-    for i, (X, y) in enumerate(bar):
+    source = iter(batches)
+    i = -1
+    while limit is None or i + 1 < limit:
+        i += 1
+        try:
+            X, y = next(source)
+        except StopIteration:
+            break
+        except Exception as e:  # noqa: BLE001 - any failure of the source keeps the counts
+            bar.close()
+            raise BatchError(f"batch {i}: the data source failed: {type(e).__name__}: {e}",
+                             i, state) from e
+        bar.update(1)
         try:
             if acc is None:
                 acc = make_accumulator(X, num_classes, vocab_size=vocab_size, kind=kind,
@@ -339,9 +362,9 @@ def accumulate(
                 seen = int(state.num_examples)
             Xv, yv = validate_batch(acc, X, y)
             per_example = acc.window or 1
-            if acc.kind == "ids" and (seen + Xv.shape[0]) * per_example > limit:
+            if acc.kind == "ids" and (seen + Xv.shape[0]) * per_example > max_count:
                 raise ValueError(
-                    f"counts would exceed {limit}, the largest value of "
+                    f"counts would exceed {max_count}, the largest value of "
                     f"{jnp.dtype(st.count_dtype()).name}; enable 64-bit counts with "
                     "jax.config.update('jax_enable_x64', True)"
                 )
@@ -356,6 +379,7 @@ def accumulate(
             raise BatchError(f"batch {i}: {dense_value_error(Xv)}", i, state)
         state = new_state
         seen += Xv.shape[0]
+    bar.close()
     if acc is None:
         raise ValueError("no batches: the data is empty; expected at least one (X, y) batch")
     return state

@@ -146,7 +146,18 @@ def check_ids(X, vocab_size: int | None) -> np.ndarray:
         raise ValueError(f"token ids must have shape (B,) or (B, K), got shape {X.shape}")
     if X.shape[1] == 0:
         raise ValueError("token ids have a window of 0 positions; expected K >= 1")
-    if X.size and not (np.issubdtype(X.dtype, np.integer) and _range_ok(X, vocab_size)):
+    if X.size and not np.issubdtype(X.dtype, np.integer):
+        if X.dtype == np.bool_ or not np.issubdtype(X.dtype, np.number):
+            raise TypeError(f"token ids must be integers, got dtype {X.dtype}")
+        bad = ~np.isfinite(X) | (X != np.round(X)) if np.issubdtype(X.dtype, np.floating) \
+            else np.zeros(X.shape, bool)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(
+                f"token ids must be whole numbers, got {X[r, c].item()!r} at row {r}, column {c} "
+                f"(dtype {X.dtype}); ids are never rounded or truncated")
+        X = X.astype(np.int64)
+    if X.size and not _range_ok(X, vocab_size):
         lo, hi = int(X.min()), int(X.max())
         if lo < 0 or (vocab_size is not None and hi >= vocab_size):
             bad = lo if lo < 0 else hi

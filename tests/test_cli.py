@@ -48,3 +48,27 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("xsol ")
+
+
+def test_outputs_are_written_atomically(tmp_path, monkeypatch):
+    import json as json_mod
+
+    from xsol import serialize
+
+    target = tmp_path / "r.json"
+    serialize.write_json(target, {"a": 1, "nan": float("nan")})
+    assert json_mod.loads(target.read_text()) == {"a": 1, "nan": None}
+
+    def broken_dumps(*a, **k):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(serialize.json, "dumps", broken_dumps)
+    with pytest.raises(OSError):
+        serialize.write_json(target, {"a": 2})
+    assert json_mod.loads(target.read_text())["a"] == 1  # the old file is intact
+    with pytest.raises(RuntimeError):
+        with serialize.atomic_open(target, "w") as f:
+            f.write("{half")
+            raise RuntimeError("interrupted")
+    assert json_mod.loads(target.read_text())["a"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from xsol.serialize import save_figure
 from xsol.trajectory import stack_labels
 
 _TITLES = {
@@ -91,5 +92,5 @@ def plot_trajectories(
     if title:
         fig.suptitle(title)
     path = os.fspath(path)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     return path

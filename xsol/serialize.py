@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
+import os
+import tempfile
 
 import numpy as np
 
@@ -32,23 +36,27 @@ def to_jsonable(x):
     return str(x)
 
 
-def write_json(path, obj, *, indent: int = 2) -> None:
-    """Writes ``to_jsonable(obj)`` as strict JSON (no NaN), atomically.
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "w", **kwargs):
+    """``open(path, mode)`` that only replaces ``path`` once everything is written.
 
-    The text goes to a temporary file in the same directory, which then
-    replaces ``path`` (``os.replace``): a failed write (a full disk, an
-    interrupted run) leaves the previous file intact and no broken JSON.
+    The file is written under a temporary name in the same directory, flushed
+    to disk, then renamed over ``path`` (``os.replace``, atomic on POSIX). If
+    the block raises (a full disk, an interrupt) the temporary file is removed
+    and any previous ``path`` is left intact: never a half-written file.
+
+    Yields:
+      The open temporary file.
     """
-    import json
-    import os
-    import tempfile
-
-    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+    if "w" not in mode:
+        raise ValueError(f"atomic_open writes files; mode must contain 'w', got {mode!r}")
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -56,3 +64,25 @@ def write_json(path, obj, *, indent: int = 2) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text(path, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def save_figure(fig, path, **kwargs) -> None:
+    """``fig.savefig(path)`` atomically (:func:`atomic_open`); the format follows the suffix."""
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".") or None
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format=fmt, **kwargs)
+
+
+def write_json(path, obj, *, indent: int = 2) -> None:
+    """Writes ``to_jsonable(obj)`` as strict JSON (no NaN: non-finite numbers
+    become ``null``), atomically (:func:`atomic_open`): a failed write leaves
+    the previous file intact and no broken JSON.
+    """
+    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
+    write_text(path, text)

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from xsol.serialize import atomic_open
+
 
 def log_steps(total: int, num: int = 20) -> list:
     """``0`` and about ``num`` integer steps spaced evenly in log-scale up to ``total``.
@@ -137,7 +139,7 @@ class Trajectory:
     def to_json(self, path) -> str:
         """Writes rows and metadata as JSON (strict: NaN/inf become ``null``); returns the path."""
         path = os.fspath(path)
-        with open(path, "w") as f:
+        with atomic_open(path, "w") as f:
             json.dump(self.to_dict(), f, indent=1, allow_nan=False)
         return path
 
@@ -154,7 +156,7 @@ class Trajectory:
         """
         path = os.fspath(path)
         keys = self.keys
-        with open(path, "w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys, restval="")
             w.writeheader()
             for r in self.rows:

@@ -63,6 +63,7 @@ from xsol.experiments.summary import mean_std
 from xsol.experiments.tasks import text_task
 from xsol.explicit import fit_explicit
 from xsol.models import SoftmaxRegression, TokenLM
+from xsol.serialize import save_figure
 from xsol.solve import explicit_weights
 from xsol.train import create_train_state, loss_fn, make_train_step, sample_batch
 
@@ -825,7 +826,7 @@ def plot_savings(points, path) -> str:
     fig.suptitle("C6: savings of the explicit fit to equal training loss "
                  "(above 1: explicit cheaper; open triangles: lower bounds)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return str(path)
 

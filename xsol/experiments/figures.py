@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xsol.serialize import save_figure
+
 INIT_STYLE = {
     "random": dict(color="tab:gray", label="Adam from random init"),
     "explicit": dict(color="tab:blue", label="Adam from explicit"),
@@ -68,6 +70,6 @@ def plot_metric_by_task(runs: dict, metric: str, inits, path, *, ylabel: str,
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return str(path)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xsol.serialize import save_figure
+
 
 def centered(W) -> np.ndarray:
     """``W - mean_j W_ij``: row-centered weights (DESIGN.md, identifiability)."""
@@ -76,7 +78,7 @@ def draw_weight_images(weights: dict, image_shape, path, class_names=None) -> st
                 ax.set_ylabel(title, fontsize=7)
     fig.suptitle("row-centered weights per class (red: favors the class)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return str(path)
 

@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-from xsol.serialize import to_jsonable
+from xsol.serialize import to_jsonable, write_json, write_text
 
 VERDICTS = ("holds", "partly", "does not hold", "not run")
 
@@ -99,7 +99,7 @@ def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol r
         for p in r.plots:
             lines += [f"![{r.claim}]({p})", ""]
     report = out / "report.md"
-    report.write_text("\n".join(lines))
+    write_text(report, "\n".join(lines))
     payload = {
         "settings": settings,
         "claims": [
@@ -117,5 +117,5 @@ def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol r
         ],
     }
     js = out / "results.json"
-    js.write_text(json.dumps(to_jsonable(payload), indent=2))
+    write_json(js, payload)
     return {"report": os.fspath(report), "json": os.fspath(js)}

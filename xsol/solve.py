@@ -87,26 +87,25 @@ def explicit_weights_host(cooc: np.ndarray, smoothing: float, *,
       ``W``, ``(M, N)`` float32 NumPy.
     """
     M, N = cooc.shape
-    a = float(smoothing)
+    a = np.float32(smoothing)
     W = inputs.aligned_empty((M, N), np.float32)
-    f = cooc.sum(axis=1, dtype=np.float64)
-    denom = f + N * a
-    with np.errstate(divide="ignore"):
-        row = np.where(denom > 0, np.log(np.where(denom > 0, denom, 1.0)), 0.0)
-    row = row.astype(np.float32)
     unseen_value = np.float32(-np.log(N))
     rows_per_block = max(1, _HOST_BLOCK_BYTES // (4 * N))
 
     def block(lo):
         hi = min(M, lo + rows_per_block)
-        out = W[lo:hi]
-        np.add(cooc[lo:hi], np.float32(a), out=out, casting="unsafe")
+        F, out = cooc[lo:hi], W[lo:hi]
+        f = F.sum(axis=1, dtype=np.float64)
+        denom = f + N * float(a)
+        seen = denom > 0
+        row = np.log(np.where(seen, denom, 1.0)).astype(np.float32)
+        np.copyto(out, F, casting="unsafe")  # a plain cast, then float32 ufuncs (fast loops)
+        out += a
         with np.errstate(divide="ignore"):
             np.log(out, out=out)
-        out -= row[lo:hi, None]
-        empty = denom[lo:hi] <= 0
-        if empty.any():
-            out[empty] = unseen_value
+        out -= row[:, None]
+        if not seen.all():
+            out[~seen] = unseen_value
 
     with ThreadPoolExecutor(max_workers=threads or available_cpus()) as pool:
         list(pool.map(block, range(0, M, rows_per_block)))
@@ -155,8 +154,9 @@ def solve(stats: CoocStats, *, smoothing: float = 1.0, check_memory: bool = True
         raise ValueError(f"stats.cooc must be a matrix (M, N), got shape {cooc.shape}")
     if int(stats.num_examples) == 0:
         raise ValueError("the statistics hold no examples; accumulate some data first")
-    if check_memory:
-        memory.check_fits("explicit weight matrix", cooc.shape, 4, copies=2,
+    host = cooc.size >= HOST_SOLVE_MIN_ENTRIES and _on_cpu(stats.cooc)
+    if check_memory:  # the host solve writes W once; the compiled one also casts F first
+        memory.check_fits("explicit weight matrix", cooc.shape, 4, copies=1 if host else 2,
                           hint="use fewer features/classes or a smaller vocabulary")
     if smoothing == 0:
         zeros = int(_zero_cells_in_seen_rows(cooc))
@@ -166,7 +166,7 @@ def solve(stats: CoocStats, *, smoothing: float = 1.0, check_memory: bool = True
                 "zero, which would put log(0) = -inf into the weights; use "
                 "smoothing > 0 (e.g. 1e-3 for near-maximum-likelihood weights)"
             )
-    if cooc.size >= HOST_SOLVE_MIN_ENTRIES and _on_cpu(stats.cooc):
+    if host:
         W = jax.device_put(explicit_weights_host(np.asarray(stats.cooc), smoothing))
     else:
         W = _explicit_weights(cooc, smoothing)

@@ -173,6 +173,26 @@ class SparseStats:
         keys, counts = merge_counts(self.keys, self.counts, other.keys, other.counts)
         return dataclasses.replace(self, keys=keys, counts=counts)
 
+    @classmethod
+    def from_dense(cls, stats, vocab_size: int, window: int = 1) -> "SparseStats":
+        """The non-zero entries of dense integer :class:`xsol.CoocStats` (one scan of ``F``).
+
+        Exact: keys are the flat indices of the non-zero counts.
+        """
+        F = np.asarray(stats.cooc)
+        if not np.issubdtype(F.dtype, np.integer):
+            raise TypeError(f"from_dense needs integer counts (token ids), got {F.dtype}")
+        M, N = F.shape
+        if M != int(window) * int(vocab_size):
+            raise ValueError(f"the counts have {M} rows, expected window * vocab_size = "
+                             f"{int(window) * int(vocab_size)}")
+        flat = F.reshape(-1)
+        keys = np.flatnonzero(flat)
+        return cls(keys.astype(np.int64), flat[keys].astype(np.int64),
+                   np.asarray(stats.feature_totals).astype(np.int64),
+                   np.asarray(stats.label_counts).astype(np.int64),
+                   int(stats.num_examples), int(vocab_size), int(N), int(window))
+
     def to_dense(self, *, check_memory: bool = True):
         """The dense :class:`xsol.CoocStats` (JAX arrays), refused when it would not fit.
 

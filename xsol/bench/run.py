@@ -6,19 +6,30 @@ baselines; time to the explicit numbers), ``counting`` (tokens/s vs
 ``scaling`` (time and peak memory vs data size and vocabulary) and ``sparse``
 (V = 64k bigram and K = 3 windows on 10M tokens). Targets are evaluated on
 the ratios measured in this run and reported, never asserted.
+
+One more section runs only when selected (it needs a quiet machine, minutes
+to an hour, and gigabytes of disk and memory at full scale): ``corpus``
+(:mod:`xsol.bench.corpus`: token files of 1M-100M tokens and 5-200 MB of raw
+text to fitted, held-out-evaluated language models, a subprocess each, against
+plain-Python ``Counter`` and ``nltk.lm`` baselines; its own targets).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable
 
+from xsol.bench import corpus as corpus_bench
 from xsol.bench import images, scaling, tokens
 from xsol.bench.timing import cpu_busy_fraction, load_average, machine_info, wait_for_quiet
 from xsol.serialize import to_jsonable
 
 SECTIONS = ("images", "counting", "lm", "scaling", "sparse")
+#: Sections that run only when selected by name.
+OPTIONAL_SECTIONS = ("corpus",)
+ALL_SECTIONS = SECTIONS + OPTIONAL_SECTIONS
 
 #: The targets: (name, JSON path of a ratio, comparison, threshold, meaning).
 TARGETS = (
@@ -52,7 +63,9 @@ def evaluate_targets(results: dict) -> list[dict]:
 
     For the LM targets an unreached loss gives ``met = True`` when Adam's
     whole budget already exceeds the target ratio (``ratio`` is then the lower
-    bound ``budget / fit time`` and ``bound`` says so).
+    bound ``budget / fit time`` and ``bound`` says so). The ``corpus``
+    section's targets (:func:`xsol.bench.corpus.corpus_targets`, measured
+    values in their own units) follow when that section ran.
     """
     out = []
     for name, path, op, thr in TARGETS:
@@ -67,13 +80,15 @@ def evaluate_targets(results: dict) -> list[dict]:
         met = value <= thr if op == "<=" else value >= thr
         out.append({"target": name, "ratio": value, "threshold": thr, "op": op, "met": met,
                     "note": bound})
+    if isinstance(results.get("corpus"), dict):
+        out.extend(results["corpus"].get("targets") or [])
     return out
 
 
 def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str | None = None,
                    peak_gbps: float | None = None, adam_seconds: float | None = None,
                    sections: Iterable[str] | None = None, progress: bool = True,
-                   wait_quiet: float = 0.0) -> dict:
+                   wait_quiet: float = 0.0, corpus: dict | None = None) -> dict:
     """Runs the benchmarks and returns (and optionally writes) the results.
 
     Args:
@@ -84,11 +99,15 @@ def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str 
         include the fraction of it achieved.
       adam_seconds: training-time budget of each LM Adam run (default 45 s, quick
         0.5 s); the image runs get a third of it (L-BFGS half), the real-text LM half.
-      sections: subset of :data:`SECTIONS`.
+      sections: subset of :data:`ALL_SECTIONS` (default: :data:`SECTIONS`;
+        ``"corpus"`` runs only when named).
       progress: print what runs.
       wait_quiet: before each section, wait up to this many seconds for the
         CPUs to be mostly idle (other processes on a shared machine); what
         was seen is recorded under ``"contention"``.
+      corpus: options of the ``corpus`` section (overrides of
+        :func:`xsol.bench.corpus.default_config`, whose scale follows
+        ``quick``). Its plot is written next to ``out`` (``<out>_corpus.png``).
 
     Returns:
       ``{"machine", "config", <section>..., "targets", "seconds"}``.
@@ -97,9 +116,9 @@ def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str 
     repeats = int(repeats or (3 if quick else 7))
     adam_s = float(adam_seconds or (0.5 if quick else 45.0))
     sections = tuple(sections or SECTIONS)
-    bad = set(sections) - set(SECTIONS)
+    bad = set(sections) - set(ALL_SECTIONS)
     if bad:
-        raise ValueError(f"unknown sections {sorted(bad)}; choose from {SECTIONS}")
+        raise ValueError(f"unknown sections {sorted(bad)}; choose from {ALL_SECTIONS}")
 
     def say(msg):
         if progress:
@@ -108,7 +127,7 @@ def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str 
     res: dict = {"machine": machine_info(),
                  "config": {"quick": quick, "repeats": repeats, "adam_seconds": adam_s,
                             "peak_gbps": peak_gbps, "sections": list(sections),
-                            "wait_quiet_s": wait_quiet},
+                            "wait_quiet_s": wait_quiet, "corpus": corpus},
                  "contention": {}}
 
     def settle(section):
@@ -193,6 +212,13 @@ def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str 
         ]
         say(f"sparse: V={V}, {n} tokens")
         res["sparse"] = scaling.run_scaling(specs, in_process=quick)
+
+    if "corpus" in sections:
+        settle("corpus")
+        say("corpus: token files and raw text to fitted models, and baselines")
+        plot = os.path.splitext(out)[0] + "_corpus.png" if out else None
+        res["corpus"] = corpus_bench.run_corpus(corpus, quick=quick, plot_path=plot, say=say,
+                                                wait_quiet=wait_quiet)
 
     res["targets"] = evaluate_targets(res)
     res["machine"]["load_average_end"] = load_average()
@@ -310,12 +336,16 @@ def format_table(res: dict) -> str:
                              f"top_next {_fmt_s(p['top_next_s'])}")
             if p.get("dense_weights"):
                 lines.append(f"      dense_weights: {p['dense_weights'][:160]}")
+    if res.get("corpus"):
+        lines.append("\n== corpus-scale language models (fresh subprocess per run)\n")
+        lines.append(corpus_bench.format_corpus(res["corpus"]))
     if res.get("targets"):
         lines.append("\n== targets (measured in this run)")
         for t in res["targets"]:
             r = t["ratio"]
             lines.append(f"  [{'MET ' if t['met'] else 'MISS' if t['met'] is False else ' -- '}] "
                          f"{t['target']:62s} " + ("-" if r is None else f"{r:8.2f}")
+                         + (f" {t['unit']}" if t.get("unit") else "")
                          + (f"  ({t['note']})" if t.get("note") else ""))
     lines.append(f"\ntotal {res.get('seconds', 0):.0f} s")
     return "\n".join(lines)

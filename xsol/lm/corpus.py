@@ -38,11 +38,23 @@ from xsol.lm.backend import BackendChoice, choose_backend
 from xsol.lm.counting import count_windows_host
 from xsol.memory import check_fits
 from xsol.stats import count_dtype
-from xsol.sparse import SparseExplicitLM, sparse_accumulate
+from xsol.sparse import SparseExplicitLM, SparseStats, sparse_accumulate
 
 
 def peak_rss_bytes() -> int:
-    """The process's peak resident memory so far, in bytes (``getrusage``'s ``ru_maxrss``)."""
+    """The process's peak resident memory so far, in bytes.
+
+    ``VmHWM`` from ``/proc/self/status`` on Linux (``getrusage``'s ``ru_maxrss``
+    elsewhere; on Linux that figure is inherited across ``fork``/``exec``, so a
+    child process would report its parent's peak).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) * (1 if sys.platform == "darwin" else 1024)
 
@@ -135,6 +147,24 @@ def _check_vocab_size(vocab_size) -> int:
     return int(vocab_size)
 
 
+def _scorer(model):
+    """What scores a fitted model window by window.
+
+    A dense explicit solution of windows of ``K > 1`` tokens is scored through
+    its sparse form (the same weights, ``W = rowconst + D``, exactly: see
+    :mod:`xsol.sparse`): each window then costs the seen entries of its rows
+    instead of ``N`` exponentials, and the loss is identical. ``K = 1`` and
+    calibrated or sparse models are scored as they are.
+    """
+    if isinstance(model, ExplicitSolution) and model.window and model.window > 1 \
+            and model.inverse_temperature == 1.0 and model.smoothing > 0 \
+            and not bool(jnp.any(model.bias != 0)):
+        return SparseExplicitLM(SparseStats.from_dense(model.stats, model.vocab_size,
+                                                       model.window), model.smoothing,
+                                model.normalize)
+    return model
+
+
 def held_out_nll_sum(model, batches: Iterable, unigram: np.ndarray | None = None):
     """Sum of the cross-entropies (float64) of a model over streamed ``(X, y)`` batches.
 
@@ -149,6 +179,7 @@ def held_out_nll_sum(model, batches: Iterable, unigram: np.ndarray | None = None
       when ``unigram`` is given.
     """
     total, count, uni = 0.0, 0, 0.0
+    model = _scorer(model)
     for X, y in batches:
         if unigram is not None:
             uni -= float(np.sum(unigram[y], dtype=np.float64))

@@ -3,6 +3,8 @@
 import json
 import re
 
+import pytest
+
 from xsol.cli import main
 
 
@@ -39,3 +41,42 @@ def test_reproduce_rejects_an_unknown_scale():
 
     with pytest.raises(ValueError, match="scale must be one of"):
         ReproduceConfig.for_scale("huge")
+
+
+def test_reproduce_keeps_finished_stages_and_resumes(tmp_path, capsys, monkeypatch):
+
+
+    from xsol.experiments import claims
+
+    out = tmp_path / "rep"
+    (out / "stale").mkdir(parents=True)
+    assert main(["reproduce", "--tiny", "--out", str(out), "--no-progress"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    (out / "stale").rmdir()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(claims, "claim_c7", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        from xsol.experiments.config import ReproduceConfig
+        from xsol.experiments.reproduce import run
+
+        run(ReproduceConfig.for_scale("tiny", out_dir=str(out)), progress=False, log=lambda *_: None)
+    status = json.loads((out / "status.json").read_text())
+    assert status["complete"] is False and "KeyboardInterrupt" in status["error"]
+    assert {"runs", "C1", "C6"} <= set(status["stages"]) and "C7" not in status["stages"]
+    assert "**Incomplete:**" in (out / "report.md").read_text()
+    monkeypatch.undo()
+
+    assert main(["reproduce", "--tiny", "--out", str(out), "--no-progress", "--resume"]) == 0
+    log = capsys.readouterr().out
+    assert "resuming: runs, C1" in log
+    status = json.loads((out / "status.json").read_text())
+    assert status["complete"] is True and "C8" in status["stages"]
+    assert "Incomplete" not in (out / "report.md").read_text()
+    # Other settings cannot resume this folder; --overwrite starts over.
+    assert main(["reproduce", "--tiny", "--out", str(out), "--no-progress", "--resume",
+                 "--steps", "7"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert main(["reproduce", "--tiny", "--out", str(out), "--no-progress", "--overwrite"]) == 0

@@ -267,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--hidden", default=None, help="comma-separated hidden widths (C5)")
     rep.add_argument("--out", default="xsol-report", help="output folder (default xsol-report)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    again = rep.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier report in --out (a non-empty folder is refused)")
+    again.add_argument("--resume", action="store_true",
+                       help="finish an interrupted report in --out, skipping its finished stages")
     rep.set_defaults(scale="quick")
     return parser
 
@@ -288,7 +293,7 @@ def reproduce(args) -> dict:
         seeds=tuple(range(args.seeds)) if args.seeds else None, steps=args.steps,
         batch_size=args.batch_size, hidden_widths=_ints(args.hidden), out_dir=args.out,
     )
-    return run(cfg, progress=not args.no_progress)
+    return run(cfg, progress=not args.no_progress, overwrite=args.overwrite, resume=args.resume)
 
 
 def _run(args) -> int:

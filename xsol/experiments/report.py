@@ -77,6 +77,10 @@ def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol r
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", ""]
+    if settings.get("complete") is False:
+        lines += [f"**Incomplete:** this run stopped or is still running; finished stages: "
+                  f"{', '.join(settings.get('finished_stages', [])) or 'none'}. "
+                  "`xsol reproduce --resume` with the same settings finishes it.", ""]
     lines += [
         "Claims of Williams & Zhao (2023), arXiv:2311.07498, measured on real data. "
         "Each section gives the setting, a table (mean ± standard deviation over seeds "

@@ -23,6 +23,7 @@ from xsol.experiments import claims
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import ClaimResult, write_report
 from xsol.experiments.runs import run_all
+from xsol.experiments.stages import ReportFolder
 
 
 def environment() -> dict:
@@ -65,25 +66,54 @@ def _guarded(claim: str, title: str, fn, log) -> ClaimResult:
     except Exception as e:  # noqa: BLE001 - the report must still be written
         log(f"{claim} failed: {e!r}")
         return ClaimResult(claim, title, "not run", f"the experiment failed: {e!r}",
-                           notes=["```\n" + traceback.format_exc() + "```"])
+                           notes=["```\n" + traceback.format_exc() + "```"],
+                           data={"failed": True})
     result.data.setdefault("experiment_seconds", time.perf_counter() - t0)
     return result
 
 
-def run(cfg: ReproduceConfig, *, progress: bool = True, log=print) -> dict:
+def run(cfg: ReproduceConfig, *, progress: bool = True, log=print, overwrite: bool = False,
+        resume: bool = False) -> dict:
     """Runs every experiment at ``cfg`` and writes the report.
+
+    Each stage (the shared runs, then each claim) is kept in the output folder
+    as soon as it finishes and the partial report is rewritten, so a stopped
+    run keeps its finished stages and ``status.json`` says it is incomplete
+    (:mod:`xsol.experiments.stages`).
+
+    Args:
+      cfg: the configuration.
+      progress: progress bars.
+      log: where messages go.
+      overwrite: replace an earlier report in ``cfg.out_dir``.
+      resume: finish an interrupted run in ``cfg.out_dir`` (same configuration),
+        skipping its finished stages.
 
     Returns:
       ``{"report": path, "json": path, "results": [ClaimResult], "seconds": s}``.
+
+    Raises:
+      ReportFolderError: the output folder is not empty (and neither
+        ``overwrite`` nor ``resume``), or belongs to a run with other settings.
     """
     t_start = time.perf_counter()
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = ReportFolder.open(out, dataclasses.asdict(cfg), overwrite=overwrite, resume=resume)
+    if folder.stages:
+        log(f"resuming: {', '.join(folder.stages)} already finished")
+    try:
+        return _run_stages(cfg, folder, out, progress, log, t_start)
+    except BaseException as e:
+        folder.write_status(complete=False, error=f"{type(e).__name__}: {e}")
+        raise
+
+
+def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) -> dict:
     cache = TaskCache(cfg)
     tasks, skipped = _load_tasks(cfg, cache, log)
     for t in tasks:
         log(t.describe())
-    runs = run_all(tasks, cfg, progress=progress)
+    runs = folder.stage("runs", lambda: run_all(tasks, cfg, progress=progress))
     traj_dir = out / "trajectories"
     traj_dir.mkdir(exist_ok=True)
     for name, rs in runs.items():
@@ -93,28 +123,40 @@ def run(cfg: ReproduceConfig, *, progress: bool = True, log=print) -> dict:
                 traj.to_json(traj_dir / f"{stem}.json")
                 traj.to_csv(traj_dir / f"{stem}.csv")
     by_name = {t.name: t for t in tasks}
-    results = [
-        _guarded("C1", "explicit LM solution is near-optimal",
-                 lambda: claims.claim_c1(runs, out, cfg), log),
-        _guarded("C2", "generalizes to positive-valued features",
-                 lambda: claims.claim_c2(runs, out, cfg), log),
-        _guarded("C3", "backprop from the explicit solution improves it only a little",
-                 lambda: claims.claim_c3(runs, out, cfg), log),
-        _guarded("C4", "random init moves toward the explicit solution",
-                 lambda: claims.claim_c4(runs, out, cfg), log),
-        _guarded("C5", "layer-wise explicit solutions in multi-layer networks",
-                 lambda: _layerwise(cfg, cache, out, progress), log),
-        _guarded("C6", "computational savings grow with model size",
-                 lambda: _cost(cfg, cache, out, progress), log),
-        _guarded("C7", "warm start + backprop finds better optima",
-                 lambda: claims.claim_c7(runs, out, cfg), log),
-        _guarded("C8", "explicit weights are interpretable",
-                 lambda: claims.claim_c8(runs, by_name, out, cfg), log),
+    experiments = [
+        ("C1", "explicit LM solution is near-optimal", lambda: claims.claim_c1(runs, out, cfg)),
+        ("C2", "generalizes to positive-valued features", lambda: claims.claim_c2(runs, out, cfg)),
+        ("C3", "backprop from the explicit solution improves it only a little",
+         lambda: claims.claim_c3(runs, out, cfg)),
+        ("C4", "random init moves toward the explicit solution",
+         lambda: claims.claim_c4(runs, out, cfg)),
+        ("C5", "layer-wise explicit solutions in multi-layer networks",
+         lambda: _layerwise(cfg, cache, out, progress)),
+        ("C6", "computational savings grow with model size",
+         lambda: _cost(cfg, cache, out, progress)),
+        ("C7", "warm start + backprop finds better optima", lambda: claims.claim_c7(runs, out, cfg)),
+        ("C8", "explicit weights are interpretable",
+         lambda: claims.claim_c8(runs, by_name, out, cfg)),
     ]
-    settings = dict(config=dataclasses.asdict(cfg), environment=environment(),
+
+    def settings(complete: bool) -> dict:
+        return dict(config=dataclasses.asdict(cfg), environment=environment(),
                     skipped_tasks=skipped, tasks=[t.describe() for t in tasks],
-                    command=" ".join(sys.argv), seconds=time.perf_counter() - t_start)
-    paths = write_report(out, results, settings)
+                    command=" ".join(sys.argv), seconds=time.perf_counter() - t_start,
+                    complete=complete, finished_stages=list(folder.stages))
+
+    results = []
+    for claim, title, fn in experiments:
+        if folder.done(claim):
+            result = folder.load(claim)
+        else:
+            result = _guarded(claim, title, fn, log)
+            if not result.data.get("failed"):  # a failed experiment is retried on --resume
+                folder.save(claim, result)
+        results.append(result)
+        write_report(out, results, settings(complete=False))
+    paths = write_report(out, results, settings(complete=True))
+    folder.write_status(complete=True)
     log("")
     log("| claim | verdict | evidence |")
     log("|---|---|---|")

@@ -75,3 +75,18 @@ def test_record_schedules():
         check_steps([3, -2])
     with pytest.raises(ValueError, match="sequence of ints"):
         check_steps(None)
+
+
+def test_trajectory_is_a_mapping_of_columns():
+    from collections.abc import Mapping
+
+    from xsol.trajectory import Trajectory
+
+    t = Trajectory(rows=[{"step": 0, "loss": 2.0}, {"step": 10, "loss": 1.0, "cosine": 0.5}])
+    assert isinstance(t, Mapping)
+    assert list(t.keys()) == ["step", "loss", "cosine"] == list(t)
+    assert "cosine" in t and "nope" not in t and len(t) == 3 and t.num_rows == 2
+    np.testing.assert_array_equal(dict(t)["loss"], [2.0, 1.0])
+    assert np.isnan(t["cosine"][0])
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        t["nope"]

@@ -62,11 +62,11 @@ def plot_trajectories(
     if not metrics:
         raise ValueError("metrics is empty; name at least one column to plot, e.g. 'train_loss'")
     for m in metrics + [x]:
-        if not any(m in t.keys for _, t in items):
-            cols = sorted({k for _, t in items for k in t.keys})
+        if not any(m in t.columns() for _, t in items):
+            cols = sorted({k for _, t in items for k in t.columns()})
             raise ValueError(f"no run has a column {m!r}; columns are {cols}")
     if log_x == "auto":
-        xs = np.concatenate([t.column(x) for _, t in items if x in t.keys])
+        xs = np.concatenate([t.column(x) for _, t in items if x in t.columns()])
         pos = xs[np.isfinite(xs) & (xs > 0)]
         log_x = bool(pos.size) and pos.max() / pos.min() >= 100
     elif not isinstance(log_x, bool):
@@ -80,7 +80,7 @@ def plot_trajectories(
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, m in zip(axes, metrics):
         for label, t in items:
-            if m not in t.keys or x not in t.keys:
+            if m not in t.columns() or x not in t.columns():
                 continue
             ax.plot(t.column(x), t.column(m), marker="o", markersize=3, label=label)
         if log_x:

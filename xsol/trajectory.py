@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Mapping
 from typing import Sequence
 
 import numpy as np
@@ -74,8 +75,13 @@ def _clean(v):
 
 
 @dataclasses.dataclass
-class Trajectory:
-    """Measurements taken during one training run.
+class Trajectory(Mapping):
+    """Measurements taken during one training run: a read-only mapping of columns.
+
+    ``traj["test_loss"]`` is the column as a float array (NaN where a row lacks
+    it); ``traj.keys()``, ``list(traj)``, ``"cosine" in traj`` and ``dict(traj)``
+    work as for any mapping. ``len(traj)`` is the number of columns;
+    :attr:`num_rows` the number of recorded steps.
 
     Attributes:
       rows: one dict per recorded step; keys such as ``step``,
@@ -88,22 +94,31 @@ class Trajectory:
     rows: list = dataclasses.field(default_factory=list)
     meta: dict = dataclasses.field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @property
-    def keys(self) -> list:
-        """All row keys, in first-seen order."""
+    def columns(self) -> list:
+        """All row keys (the columns), in first-seen order."""
         seen = {}
         for r in self.rows:
             for k in r:
                 seen.setdefault(k, None)
         return list(seen)
 
+    def __iter__(self):
+        return iter(self.columns())
+
+    def __len__(self) -> int:
+        return len(self.columns())
+
+    @property
+    def num_rows(self) -> int:
+        """Number of recorded steps."""
+        return len(self.rows)
+
+    __hash__ = None  # a mutable dataclass
+
     def column(self, key: str) -> np.ndarray:
         """The values of ``key`` over the rows (NaN where a row lacks it)."""
-        if key not in self.keys:
-            raise KeyError(f"no column {key!r}; columns are {self.keys}")
+        if key not in self.columns():
+            raise KeyError(f"no column {key!r}; columns are {self.columns()}")
         return np.array([np.nan if r.get(key) is None else r[key] for r in self.rows], float)
 
     def __getitem__(self, key: str) -> np.ndarray:
@@ -155,7 +170,7 @@ class Trajectory:
         The metadata is not written (use :meth:`to_json` to keep it).
         """
         path = os.fspath(path)
-        keys = self.keys
+        keys = self.columns()
         with atomic_open(path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=keys, restval="")
             w.writeheader()

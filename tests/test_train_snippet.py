@@ -10,7 +10,7 @@ from xsol import metrics, models, plots, train, trajectory
 #: What ``xsol/__init__.py`` exports from the models-and-training modules.
 EXPORTS = {
     "SoftmaxRegression": models, "TokenLM": models, "MLP": models, "layer_inputs": models,
-    "train_and_evaluate": train, "TrainState": train, "create_train_state": train,
+    "train_and_evaluate": train, "TrainingState": train, "create_train_state": train,
     "make_train_step": train, "Trajectory": trajectory, "log_steps": trajectory,
     "row_centered_cosine": metrics, "row_centered_distance": metrics,
     "weight_agreement": metrics, "plot_trajectories": plots,

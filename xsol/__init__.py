@@ -36,7 +36,7 @@ from xsol.stats import (
     token_cooccurrence,
 )
 from xsol.temperature import fit_inverse_temperature
-from xsol.train import TrainState, create_train_state, make_train_step, train_and_evaluate
+from xsol.train import TrainingState, create_train_state, make_train_step, train_and_evaluate
 from xsol.trajectory import Trajectory, log_steps
 
 __version__ = "0.1.0"
@@ -49,7 +49,7 @@ __all__ = [
     "sparse_cooccurrence",
     "SoftmaxRegression",
     "TokenLM",
-    "TrainState",
+    "TrainingState",
     "Trajectory",
     "create_train_state",
     "layer_inputs",

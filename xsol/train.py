@@ -2,7 +2,7 @@
 
 The pieces, in the order they run:
 
-* :func:`create_train_state` -- ``TrainState(step, params, opt_state)``.
+* :func:`create_train_state` -- ``TrainingState(step, params, opt_state)``.
 * :func:`make_train_step` -- one update ``params <- params + tx(grad L)`` on a
   batch, with ``L = mean_t -log softmax(model(x_t))[y_t]`` (jitted).
 * :func:`make_train_chunk` -- many steps on device per host round-trip. Step
@@ -39,8 +39,9 @@ from xsol.metrics import weight_agreement
 from xsol.trajectory import Trajectory, check_steps
 
 
-class TrainState(NamedTuple):
-    """What changes during training: a plain pytree.
+class TrainingState(NamedTuple):
+    """What changes during training: a plain pytree (named apart from Flax's
+    ``flax.training.train_state.TrainState``, whose interface differs).
 
     Attributes:
       step: number of updates applied so far (int32 scalar).
@@ -53,9 +54,9 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
-def create_train_state(params, tx: optax.GradientTransformation) -> TrainState:
-    """``TrainState(0, params, tx.init(params))``."""
-    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+def create_train_state(params, tx: optax.GradientTransformation) -> TrainingState:
+    """``TrainingState(0, params, tx.init(params))``."""
+    return TrainingState(jnp.zeros((), jnp.int32), params, tx.init(params))
 
 
 def loss_fn(params, apply_fn, X, y):
@@ -79,12 +80,12 @@ def make_train_step(apply_fn, tx: optax.GradientTransformation, *, jit: bool = T
       global L2 norm of its gradient.
     """
 
-    def train_step(state: TrainState, X, y):
+    def train_step(state: TrainingState, X, y):
         loss, grads = jax.value_and_grad(loss_fn)(state.params, apply_fn, X, y)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
-        return TrainState(state.step + 1, params, opt_state), metrics
+        return TrainingState(state.step + 1, params, opt_state), metrics
 
     return jax.jit(train_step) if jit else train_step
 

@@ -478,7 +478,7 @@ _INIT_CACHE: dict = {}
 
 
 def _init_fn(model):
-    """``key -> TrainState`` of ``model.init_params(key)`` and Adam, compiled once per model.
+    """``key -> TrainingState`` of ``model.init_params(key)`` and Adam, compiled once per model.
 
     Run eagerly, every operation of the initializers would compile on its own.
     """

@@ -153,3 +153,26 @@ def test_ids_are_never_truncated():
                               vocab_size=3, kind="ids")
     ints = xsol.fit_explicit(np.array([[0], [2], [1]]), np.array([0, 1, 2]), 3, vocab_size=3)
     np.testing.assert_array_equal(np.asarray(whole.weights), np.asarray(ints.weights))
+
+
+def test_guesses_are_never_silent():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 17, (50, 64)).astype(np.int64)  # digit pixels cast to int64
+    y = rng.integers(0, 10, 50)
+    with pytest.warns(UserWarning, match="taken as token ids.*kind='dense'"):
+        xsol.fit_explicit(X, y, 10, vocab_size=17)
+    sol = xsol.fit_explicit(X, y, 10, kind="dense")
+    assert sol.weights.shape == (64, 10)
+    Xf = X.astype(np.float32)
+    with pytest.warns(UserWarning, match=r"labels never occur \(0\)"):
+        xsol.fit_explicit(Xf, y + 1)  # labels 1..10
+    y_bad = y.copy()
+    y_bad[3] = 255
+    with pytest.warns(UserWarning, match="far beyond the next largest"):
+        xsol.fit_explicit(Xf, y_bad)
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        xsol.fit_explicit(Xf, y, 10)  # nothing guessed: no warning
+        xsol.fit_explicit(X[:, :2], y, 10, vocab_size=17)  # a short window of ids

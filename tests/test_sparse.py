@@ -139,3 +139,19 @@ def test_bad_solution_arguments(rng):
     with pytest.raises(ValueError, match="batch 1: token id 7"):
         sparse_accumulate([(np.array([1]), np.array([2])), (np.array([7]), np.array([2]))], 5)
     assert isinstance(s, SparseStats)
+
+
+def test_dense_and_sparse_lms_answer_top_next_alike():
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 30, 3000)
+    for K in (1, 2):
+        X, y = xsol.data.context_windows(ids, K)
+        dense = xsol.fit_explicit(X, y, 30, vocab_size=30, smoothing=0.1)
+        sparse = SparseExplicitLM.fit(X, y, 30, smoothing=0.1)
+        ctx = X[7]
+        d_ids, d_p = dense.top_next(ctx if K > 1 else ctx[0], 5)
+        s_ids, s_p = sparse.top_next(ctx if K > 1 else ctx[0], 5)
+        np.testing.assert_array_equal(d_ids, s_ids)
+        np.testing.assert_allclose(d_p, s_p, rtol=1e-5)
+    with pytest.raises(ValueError, match="must hold 2 token"):
+        dense.top_next([1, 2, 3])

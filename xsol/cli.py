@@ -50,7 +50,9 @@ def fit_images(args) -> dict:
     x_tr, y_tr, x_te, y_te = load_images(args.dataset, args.data_dir, flatten=True)
     if args.limit:
         x_tr, y_tr = x_tr[: args.limit], y_tr[: args.limit]
-    N = int(max(y_tr.max(), y_te.max())) + 1
+    from xsol.inputs import infer_num_classes
+
+    N = infer_num_classes(np.concatenate([y_tr, y_te]).astype(np.int64))
     t0 = time.perf_counter()
     sol = xsol.fit_explicit(x_tr, y_tr, N, smoothing=args.smoothing, normalize=args.normalize)
     sol.weights.block_until_ready()

@@ -256,6 +256,29 @@ class ExplicitSolution:
                                                normalize=self.normalize)
         return dataclasses.replace(base, inverse_temperature=beta)
 
+    def top_next(self, context, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable next tokens after a window of ``K`` ids (an id when ``K = 1``).
+
+        The same query as :meth:`xsol.SparseExplicitLM.top_next`, from the dense
+        weights: ``softmax(logits)`` of the one window, ties broken by id.
+
+        Returns:
+          ``(ids, probabilities)``, each of length ``min(k, N)``, most probable first.
+        """
+        if self.kind != "ids":
+            raise ValueError("top_next is a language-model query; this solution has dense "
+                             "features (use predict_proba)")
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        context = np.atleast_1d(np.asarray(context))
+        if context.shape != (self.window,):
+            raise ValueError(
+                f"the context must hold {self.window} token id(s), got shape {context.shape}")
+        p = self.predict_proba(context.reshape(1, -1))[0].astype(np.float64)
+        order = np.lexsort((np.arange(len(p)), -p))[:k]
+        return order.astype(np.int64), p[order]
+
     def scaled_weights(self) -> jax.Array:
         """``beta * W``: the weights a plain softmax layer needs to reproduce :meth:`logits`."""
         return self.inverse_temperature * self.weights
@@ -298,11 +321,14 @@ def fit_explicit(
     X = inputs.as_host_array(X)
     if np.ndim(X) == 0 or np.shape(X)[0] == 0:
         raise ValueError("X is empty (0 examples); expected at least one example")
+    explicit_kind = kind
     kind = inputs.infer_kind(X, kind)
+    if explicit_kind == "auto":
+        inputs.warn_if_ids_look_dense(X)
     normalize = inputs.check_normalize(normalize)
     y = inputs.check_labels(y, np.shape(X)[0], num_classes)
     if num_classes is None:
-        num_classes = int(y.max()) + 1
+        num_classes = inputs.infer_num_classes(y)
     V = None
     if kind == "ids":
         # accumulate() validates the ids; only the default V needs a look at them here.

@@ -20,6 +20,7 @@ every other module uses these helpers, so the conventions live in one place.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import jax
@@ -60,6 +61,53 @@ def infer_kind(X, kind: str = "auto") -> Kind:
         f"X has dtype {dtype}; expected integer token ids or non-negative "
         "float/uint8 features"
     )
+
+
+#: Integer inputs with more columns than this, given with ``kind="auto"``,
+#: are taken as token ids with a warning (such long windows are unusual;
+#: integer-valued features such as pixels in ``int64`` are the likelier meaning).
+MAX_UNWARNED_WINDOW = 16
+
+
+def warn_if_ids_look_dense(X) -> None:
+    """Warns when ``kind="auto"`` reads a wide integer array as token ids.
+
+    An ``(B, K)`` integer array is a window of ``K`` token ids; with
+    ``K > MAX_UNWARNED_WINDOW`` it is more likely integer-valued features
+    (pixels cast to ``int64``), which would then silently get ``K * V`` rows.
+    """
+    dtype = np.dtype(getattr(X, "dtype", np.asarray(X).dtype))
+    shape = np.shape(X)
+    if (np.issubdtype(dtype, np.integer) and dtype != np.uint8 and len(shape) == 2
+            and shape[1] > MAX_UNWARNED_WINDOW):
+        warnings.warn(
+            f"X has integer dtype {dtype} and {shape[1]} columns: it is taken as token ids, a "
+            f"window of {shape[1]} positions with one block of V rows each. For integer-valued "
+            "features (e.g. pixels) pass kind='dense' or convert X to float or uint8; pass "
+            "kind='ids' to confirm ids and silence this warning.", UserWarning, stacklevel=3)
+
+
+def infer_num_classes(y: np.ndarray) -> int:
+    """``N = max(y) + 1`` for labels whose ``num_classes`` was not given.
+
+    Warns when some labels in ``[0, max(y)]`` never occur (labels starting at
+    1, gaps, or one label far beyond the rest, e.g. a corrupt 255 among
+    digits): each missing label still gets a column, which is rarely meant.
+    """
+    N = int(y.max()) + 1
+    present = np.bincount(y, minlength=N) > 0
+    missing = np.flatnonzero(~present)
+    if len(missing):
+        shown = ", ".join(str(int(m)) for m in missing[:8]) + (", ..." if len(missing) > 8 else "")
+        largest = np.flatnonzero(present)
+        runner_up = int(largest[-2]) if len(largest) > 1 else None
+        hint = (f"; the largest label {N - 1} is far beyond the next largest ({runner_up})"
+                if runner_up is not None and N - 1 > 2 * runner_up + 1 else "")
+        warnings.warn(
+            f"num_classes was not given, so it is max(y) + 1 = {N}, but {len(missing)} of those "
+            f"labels never occur ({shown}){hint}; pass num_classes explicitly (and map labels "
+            "to 0..N-1) if that is not what you meant.", UserWarning, stacklevel=3)
+    return N
 
 
 def check_normalize(normalize: str) -> Normalize:

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from xsol.cli import main
@@ -72,3 +73,15 @@ def test_outputs_are_written_atomically(tmp_path, monkeypatch):
             raise RuntimeError("interrupted")
     assert json_mod.loads(target.read_text())["a"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
+
+
+def test_a_baseline_that_cannot_run_is_skipped(capsys):
+    from xsol.baselines import sklearn_baselines
+
+    X = np.ones((5, 4))
+    rows = sklearn_baselines(X, np.zeros(5, int), X, np.zeros(5, int), 1)
+    lr = [r for r in rows if r["method"].startswith("LogisticRegression")][0]
+    assert "class" in lr["skipped"]
+    assert main(["fit", "--limit", "1"]) == 0  # one training image: explicit still printed
+    out = capsys.readouterr().out
+    assert "explicit (xsol, one pass)" in out and "skipped LogisticRegression" in out

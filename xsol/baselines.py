@@ -39,7 +39,10 @@ def sklearn_baselines(X_train, y_train, X_test, y_test, num_classes, *, normaliz
 
     Returns:
       A list of dicts with keys ``method``, ``fit_seconds``, ``train_loss``,
-      ``test_loss``, ``train_accuracy``, ``test_accuracy``.
+      ``test_loss``, ``train_accuracy``, ``test_accuracy``. A baseline that
+      cannot be fitted (e.g. one class, for logistic regression) gets a row
+      with ``skipped`` (the reason) instead of the figures; the other rows
+      are unaffected.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import MultinomialNB
@@ -59,9 +62,13 @@ def sklearn_baselines(X_train, y_train, X_test, y_test, num_classes, *, normaliz
          LogisticRegression(C=1e4, max_iter=max_iter, random_state=seed)),
     ):
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(Xtr, y_train)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(Xtr, y_train)
+        except ValueError as e:  # scikit-learn's refusal: too few classes or examples
+            rows.append(dict(method=name, skipped=str(e).splitlines()[0]))
+            continue
         dt = time.perf_counter() - t0
         Ptr, Pte = _full_proba(model, Xtr, num_classes), _full_proba(model, Xte, num_classes)
         rows.append(dict(

@@ -83,6 +83,9 @@ def fit_images(args) -> dict:
           f"{x_tr.shape[1]} features, {N} classes, normalize={args.normalize}, "
           f"smoothing={args.smoothing}")
     print(_table(rows, cols))
+    for r in rows:
+        if r.get("skipped"):
+            print(f"skipped {r['method']}: {r['skipped']}")
     return dict(dataset=args.dataset, rows=rows)
 
 

@@ -161,3 +161,26 @@ def test_truncated_gzip_stream(tmp_path):
     with pytest.raises(ValueError) as e:
         idx.read_idx(p)
     assert str(p) in str(e.value)
+
+
+def test_files_name_themselves_in_errors(tmp_path):
+    import struct
+
+    from xsol.data import read_idx, write_idx
+
+    p = tmp_path / "train-images-idx3-ubyte"
+    p.write_bytes(struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">III", 10**9, 1000, 1000)
+                  + b"\0" * 100)
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: truncated.*header declares"):
+        read_idx(p)
+    with pytest.raises(ValueError, match="is a directory; expected an IDX file"):
+        read_idx(tmp_path)
+    write_idx(p, np.zeros((0, 4, 4), np.uint8))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(0, np.uint8))
+    for split in ("t10k",):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", np.zeros((2, 4, 4), np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", np.zeros(2, np.uint8))
+    from xsol.data import load_images
+
+    with pytest.raises(ValueError, match="holds 0 images"):
+        load_images("mnist", data_dir=tmp_path)

@@ -78,6 +78,8 @@ class IdxHeader(NamedTuple):
 
 def _open(path: str | os.PathLike) -> tuple[IO[bytes], bool]:
     """Opens `path` for binary reading, transparently un-gzipping it."""
+    if os.path.isdir(path):
+        raise ValueError(f"{os.fspath(path)} is a directory; expected an IDX file")
     raw = open(path, "rb")
     magic = raw.read(2)
     raw.seek(0)
@@ -134,6 +136,33 @@ def read_idx_header(path: str | os.PathLike) -> IdxHeader:
     f, gz = _open(path)
     with f:
         return _parse_header(f, path, gz)
+
+
+def _check_declared_size(path, header: IdxHeader) -> None:
+    """Refuses, before allocating, data the file cannot hold or memory cannot take.
+
+    A plain file must hold the header plus ``header.nbytes``; a gzipped one's
+    size is unknown until read, so only the memory check applies to it.
+    """
+    name = os.fspath(path)
+    if not header.gzipped:
+        size = os.path.getsize(path)
+        if header.offset + header.nbytes > size:
+            raise ValueError(
+                f"{name}: truncated IDX file: expected {header.nbytes} bytes of "
+                f"{header.dtype.name} data for the shape {header.shape} its header declares, "
+                f"found {size - header.offset}")
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f
+                         if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return
+    if header.nbytes > avail:
+        raise ValueError(
+            f"{name}: the header declares shape {header.shape}, {header.nbytes:,} bytes of "
+            f"data, more than the {avail:,} bytes of memory available; the header is likely "
+            "corrupt")
 
 
 def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -200,6 +229,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     f, gz = _open(path)
     with f:
         header = _parse_header(f, path, gz)
+        _check_declared_size(path, header)
         out = _aligned_empty(header.shape, header.dtype)
         _read_into(f, out, path, f"data for shape {header.shape}")
         _check_no_trailing(f, path, header.nbytes)

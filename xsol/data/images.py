@@ -170,6 +170,9 @@ def load_idx_dataset(files: dict[str, Path], *, flatten: bool = False) -> ImageD
             raise ValueError(f"{lp}: expected labels of shape (n,), got shape {y.shape}")
         if len(x) != len(y):
             raise ValueError(f"{ip} holds {len(x)} images but {lp} holds {len(y)} labels")
+        if len(x) == 0:
+            raise ValueError(f"{ip}: the file holds 0 images; expected at least one "
+                             f"({split} split)")
         if flatten:
             x = x.reshape(len(x), -1)
         out += [x, y.astype(np.int32, copy=False)]

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from xsol import defaults
+
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -141,7 +143,7 @@ def fit_text(args) -> dict:
     """Explicit K-window language models on a text, streamed twice (vocabulary, then ids)."""
     from xsol.lm import fit_text_lm
 
-    held_out = 0.1 if args.held_out is None else args.held_out
+    held_out = args.held_out
     source = args.text if args.text != "embedded" else None
     result = fit_text_lm(source, vocab_size=args.vocab_size or 2000,
                          windows=range(1, args.window + 1), held_out=held_out,
@@ -217,18 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--data-dir", default=None, help="directory with IDX files")
     fit.add_argument("--limit", type=_positive_int, default=None,
                      help="use the first N training images")
-    fit.add_argument("--smoothing", type=_smoothing, default=None,
-                     help="additive smoothing a (default 0.01 for images, 0.1 for text)")
-    fit.add_argument("--normalize", choices=("l1", "none"), default="l1")
-    fit.add_argument("--level", choices=("word", "char"), default="word")
+    fit.add_argument("--smoothing", type=_smoothing, default=defaults.SMOOTHING,
+                     help=f"additive smoothing a (default {defaults.SMOOTHING}, "
+                          "xsol.defaults.SMOOTHING)")
+    fit.add_argument("--normalize", choices=("l1", "none"), default=defaults.NORMALIZE)
+    fit.add_argument("--level", choices=("word", "char"), default=defaults.LEVEL)
     fit.add_argument("--vocab-size", type=_positive_int, default=None,
                      help="V: the vocabulary cap for --text (default 2000; ignored with "
                           "--tokenizer), the id range for --tokens (required)")
     fit.add_argument("--dtype", choices=("uint16", "uint32", "int32"), default=None,
                      help="item type of a raw --tokens file (default uint16)")
-    fit.add_argument("--held-out", type=_fraction, default=None,
-                     help="fraction held out at the end of the corpus (default 0.01 for "
-                          "--tokens, 0.1 for --text)")
+    fit.add_argument("--held-out", type=_fraction, default=defaults.HELD_OUT,
+                     help=f"fraction held out at the end of the corpus, for --tokens and --text "
+                          f"(default {defaults.HELD_OUT})")
     fit.add_argument("--tokenizer", default=None, metavar="JSON",
                      help="a Hugging Face tokenizers file (tokenizer.json) for --text, "
                           "instead of the built-in word/char tokenizer")
@@ -303,13 +306,9 @@ def reproduce(args) -> dict:
 
 def _run(args) -> int:
     if args.command == "fit":
-        if args.smoothing is None:
-            args.smoothing = 0.1 if args.text else 0.01
         if args.window is None:
             args.window = 1 if args.tokens else 2
         if args.tokens:
-            if args.held_out is None:
-                args.held_out = 0.01
             result = fit_tokens(args)
         elif args.text:
             result = fit_text(args)

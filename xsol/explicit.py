@@ -11,15 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xsol import inputs, memory, scoring
+from xsol import defaults, inputs, memory, scoring
 from xsol.accumulate import BatchError, accumulate
 from xsol.solve import solve
 from xsol.stats import CoocStats
 
-#: Default additive smoothing ``a`` (a pseudo-count per cell). Small, because
-#: L1-normalized features give each example a total mass of 1 spread over all
-#: its features; on 8x8 digits a = 1 cost 7 points of accuracy against a = 0.01.
-DEFAULT_SMOOTHING = 0.01
+#: Default additive smoothing ``a`` (a pseudo-count per cell): :data:`xsol.defaults.SMOOTHING`.
+DEFAULT_SMOOTHING = defaults.SMOOTHING
 
 
 def _logits(weights, bias, X, kind, normalize):

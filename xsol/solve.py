@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xsol import inputs, memory
+from xsol import defaults, inputs, memory
 from xsol.stats import CoocStats
 
 
@@ -129,7 +129,8 @@ def _zero_cells_in_seen_rows(cooc: jax.Array) -> jax.Array:
     return jnp.sum((cooc == 0) & (cooc.sum(axis=1, keepdims=True) > 0))
 
 
-def solve(stats: CoocStats, *, smoothing: float = 1.0, check_memory: bool = True):
+def solve(stats: CoocStats, *, smoothing: float = defaults.SMOOTHING,
+          check_memory: bool = True):
     """The explicit solution ``(W, b)`` of a softmax layer from its statistics.
 
     ``W_ij = log(F_ij + a) - log(f_i + N a)`` and ``b = 0`` (see the module
@@ -139,7 +140,8 @@ def solve(stats: CoocStats, *, smoothing: float = 1.0, check_memory: bool = True
 
     Args:
       stats: :class:`xsol.CoocStats` from :func:`xsol.accumulate` or an accumulator.
-      smoothing: ``a >= 0``, the pseudo-count added to every cell.
+      smoothing: ``a >= 0``, the pseudo-count added to every cell (default
+        :data:`xsol.defaults.SMOOTHING`, as for :func:`xsol.fit_explicit`).
       check_memory: estimate the weight matrix's size first and refuse it with
         :class:`xsol.memory.MemoryBudgetError` when it would not fit.
 

@@ -48,10 +48,10 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from xsol import inputs, memory
+from xsol import defaults, inputs, memory
 
 #: Default additive smoothing ``a`` (the same default as :func:`xsol.fit_explicit`).
-DEFAULT_SMOOTHING = 0.01
+DEFAULT_SMOOTHING = defaults.SMOOTHING
 
 #: Entries gathered at once when scoring windows of several tokens (bounds memory).
 _SCORE_CHUNK = 1 << 22

@@ -25,12 +25,12 @@ import sys
 import time
 from typing import Any, Iterable, Iterator
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-import jax
-import jax.numpy as jnp
-
+from xsol import defaults
 from xsol.accumulate import accumulate
 from xsol.data.token_files import held_out_cut, iter_token_windows, open_token_file
 from xsol.explicit import DEFAULT_SMOOTHING, ExplicitSolution, solution_from_stats
@@ -202,7 +202,7 @@ def fit_token_lm(
     vocab_size: int,
     *,
     window: int = 1,
-    held_out: float | None = 0.01,
+    held_out: float | None = defaults.HELD_OUT,
     smoothing: float = DEFAULT_SMOOTHING,
     backend: str = "auto",
     dtype=None,

@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 
+from xsol import defaults
 from xsol.data.encode import WordEncoder, build_vocabulary_streaming, encode_text_to_file, \
     load_tokenizer
 from xsol.data.windows import check_window
@@ -67,11 +68,11 @@ def fit_text_lm(
     *,
     vocab_size: int | None = 2000,
     windows=(1,),
-    held_out: float | None = 0.01,
+    held_out: float | None = defaults.HELD_OUT,
     tokenizer=None,
-    level: str = "word",
-    lower: bool = True,
-    keep_punctuation: bool = False,
+    level: str = defaults.LEVEL,
+    lower: bool = defaults.LOWER,
+    keep_punctuation: bool = defaults.KEEP_PUNCTUATION,
     smoothing: float = DEFAULT_SMOOTHING,
     backend: str = "auto",
     tokens_path=None,

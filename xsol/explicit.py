@@ -31,6 +31,8 @@ def prepare_inputs(X, kind: str, *, vocab_size: int | None = None):
     """Validates ``X`` for scoring; returns ``(X, kind)`` ready for :func:`inputs.linear_logits`."""
     X = inputs.as_host_array(X)
     kind = inputs.infer_kind(X, kind)
+    if inputs.is_sparse(X):
+        return inputs.check_sparse_features(X), kind
     if X.shape[0] == 0:
         raise ValueError("X is empty (0 examples); expected at least one example")
     if kind == "ids":
@@ -331,13 +333,18 @@ def fit_explicit(
     if kind == "ids":
         # accumulate() validates the ids; only the default V needs a look at them here.
         V = int(vocab_size) if vocab_size is not None else max(int(np.max(X)) + 1, int(num_classes))
+    batches = [(X, y)]
+    if inputs.is_sparse(X):  # densified a batch of rows at a time, never whole
+        X = inputs.check_sparse_features(X)
+        rows = scoring.rows_per_batch(X.shape[1])
+        batches = ((X[i:i + rows].toarray(), y[i:i + rows]) for i in range(0, X.shape[0], rows))
     try:
-        stats = accumulate([(X, y)], num_classes, vocab_size=V, kind=kind, normalize=normalize,
+        stats = accumulate(batches, num_classes, vocab_size=V, kind=kind, normalize=normalize,
                            progress=progress)
     except BatchError as e:  # one in-memory batch: report the problem, not the batch index
         raise ValueError(str(e).removeprefix("batch 0: ")) from None
     W, b = solve(stats, smoothing=smoothing)
-    window = None if kind != "ids" else (1 if np.ndim(X) == 1 else int(np.shape(X)[1]))
+    window = None if kind != "ids" else (1 if len(np.shape(X)) == 1 else int(np.shape(X)[1]))
     return _with_row_flag(ExplicitSolution(W, b, stats, kind, normalize, float(smoothing), V,
                                            window))
 

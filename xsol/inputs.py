@@ -49,9 +49,14 @@ def infer_kind(X, kind: str = "auto") -> Kind:
       ValueError: for an unknown ``kind``.
     """
     if kind in ("ids", "dense"):
+        if kind == "ids" and is_sparse(X):
+            raise TypeError("a SciPy sparse matrix holds features, not token ids; pass "
+                            "kind='dense' (or 'auto')")
         return kind  # type: ignore[return-value]
     if kind != "auto":
         raise ValueError(f"kind must be 'auto', 'ids' or 'dense', got {kind!r}")
+    if is_sparse(X):
+        return "dense"
     dtype = np.dtype(getattr(X, "dtype", np.asarray(X).dtype))
     if dtype == np.bool_ or dtype == np.uint8 or np.issubdtype(dtype, np.floating):
         return "dense"
@@ -76,6 +81,8 @@ def warn_if_ids_look_dense(X) -> None:
     ``K > MAX_UNWARNED_WINDOW`` it is more likely integer-valued features
     (pixels cast to ``int64``), which would then silently get ``K * V`` rows.
     """
+    if is_sparse(X):
+        return
     dtype = np.dtype(getattr(X, "dtype", np.asarray(X).dtype))
     shape = np.shape(X)
     if (np.issubdtype(dtype, np.integer) and dtype != np.uint8 and len(shape) == 2
@@ -117,8 +124,43 @@ def check_normalize(normalize: str) -> Normalize:
     return normalize  # type: ignore[return-value]
 
 
+def is_sparse(X) -> bool:
+    """Whether ``X`` is a SciPy sparse matrix or array (e.g. a ``CountVectorizer`` output)."""
+    if type(X).__module__.startswith("scipy.sparse"):
+        import scipy.sparse  # noqa: PLC0415 - only when a sparse input arrives
+
+        return bool(scipy.sparse.issparse(X))
+    return False
+
+
+def check_sparse_features(X):
+    """Validates a SciPy sparse feature matrix without densifying it; returns it as CSR.
+
+    Only the stored entries can be negative or non-finite, so the checks read
+    ``X.data`` alone. Rows are densified later, a batch at a time.
+
+    Raises:
+      ValueError: not 2-D, no rows or columns, negative or non-finite entries.
+    """
+    X = X.tocsr()
+    if X.ndim != 2 or X.shape[1] == 0:
+        raise ValueError(f"sparse features must have shape (B, M) with M >= 1, got {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError("X is empty (0 examples); expected at least one example")
+    data = X.data
+    if data.size and not np.all(np.isfinite(data)):
+        raise ValueError("sparse features contain NaN or infinity; expected finite, "
+                         "non-negative values")
+    if data.size and data.min() < 0:
+        raise ValueError(f"sparse features contain negative values (min {data.min():g}); the "
+                         "explicit solution needs x >= 0 (e.g. counts or tf-idf)")
+    return X
+
+
 def as_host_array(X, name: str = "X") -> np.ndarray:
     """``np.asarray`` that names the argument when conversion fails."""
+    if is_sparse(X):
+        return X  # validated and densified in batches by the callers
     if isinstance(X, jax.Array):
         return X  # stays on device; checks use jnp reductions
     try:

@@ -85,6 +85,8 @@ def _pad(a: np.ndarray, rows: int, fill=0) -> np.ndarray:
 def _slice(X, lo: int, hi: int, rows: int):
     """``X[lo:hi]`` padded to ``rows`` rows (host arrays padded on the host)."""
     part = X[lo:hi]
+    if inputs.is_sparse(part):
+        part = part.toarray()
     if isinstance(part, jax.Array):
         if part.shape[0] == rows:
             return part

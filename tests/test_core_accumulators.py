@@ -54,7 +54,24 @@ def test_dense_batches_sum_to_the_whole(rng):
                             progress=False)
     np.testing.assert_allclose(np.asarray(parts.cooc), np.asarray(whole.cooc), rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(parts.label_counts), np.asarray(whole.label_counts))
-    assert parts.cooc.dtype == jnp.float32
+    # Running totals live on the host in float64 (counters int64): exact past 2**24.
+    assert parts.cooc.dtype == np.float64 and parts.label_counts.dtype == np.int64
+
+
+def test_dense_totals_stay_exact_past_2_24_and_2_31():
+    X = np.full((4096, 3), 255, np.uint8)
+    y = np.zeros(4096, np.int32)
+    batches = [(X, y)] * 20  # 20 * 4096 * 255 = 20.9M > 2**24 per cell
+    got = xsol.accumulate(batches, 2, normalize="none", progress=False)
+    ref = 20 * 4096 * 255.0
+    assert float(got.cooc[0, 0]) == ref and float(got.feature_totals[0]) == ref
+    # Resuming from saved statistics near 2**31 examples: counters do not wrap.
+    big = got._replace(num_examples=np.int64(2**31 - 10),
+                       label_counts=np.array([2**31 - 10, 0], np.int64))
+    more = xsol.accumulate([(X[:100], y[:100])], 2, normalize="none", state=big,
+                           progress=False)
+    assert int(more.num_examples) == 2**31 + 90 and int(more.label_counts[0]) == 2**31 + 90
+    assert float(more.cooc[0, 0]) == ref + 100 * 255
 
 
 def test_accumulate_resumes_from_a_saved_state(rng, tmp_path):

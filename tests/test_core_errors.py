@@ -176,3 +176,15 @@ def test_guesses_are_never_silent():
         w.simplefilter("error")
         xsol.fit_explicit(Xf, y, 10)  # nothing guessed: no warning
         xsol.fit_explicit(X[:, :2], y, 10, vocab_size=17)  # a short window of ids
+
+
+def test_smoothing_and_sums_that_float32_cannot_hold_are_refused():
+    X = np.eye(4, dtype=np.float32)
+    y = np.arange(4)
+    with pytest.raises(ValueError, match=r"smoothing 1e-45 is below 1.17549e-38"):
+        xsol.fit_explicit(X, y, 4, smoothing=1e-45)
+    with pytest.raises(ValueError, match="below"):
+        xsol.SparseExplicitLM.fit(np.array([0, 1]), np.array([1, 0]), 2, smoothing=1e-40)
+    huge = np.full((2, 3), 3e38, np.float32)
+    with pytest.raises(ValueError, match="exceeds the largest float32"):
+        xsol.fit_explicit(huge, np.array([0, 1]), 2, normalize="none")

@@ -281,6 +281,13 @@ def dense_value_error(X) -> ValueError:
         inputs.check_dense_values(np.asarray(X))
     except ValueError as e:
         return e
+    sums = np.asarray(X, np.float64).sum(axis=1)
+    big = np.flatnonzero(sums > np.finfo(np.float32).max)
+    if len(big):
+        return ValueError(
+            f"row {big[0]} of the features sums to {sums[big[0]]:g}, more than the largest "
+            f"float32 ({np.finfo(np.float32).max:g}), so its statistics would be inf; the sums "
+            "exceed the largest float32: scale the features down")
     return ValueError("features contain negative or non-finite values")
 
 
@@ -360,6 +367,7 @@ def accumulate(
                                        normalize=normalize)
                 state = _check_state(acc, state)
                 seen = int(state.num_examples)
+                base = acc.init() if acc.kind == "dense" else None
             Xv, yv = validate_batch(acc, X, y)
             per_example = acc.window or 1
             if acc.kind == "ids" and (seen + Xv.shape[0]) * per_example > max_count:
@@ -372,12 +380,12 @@ def accumulate(
             raise
         except ValueError as e:
             raise BatchError(f"batch {i}: {e}", i, state) from e
-        # Host checks above are final for ids (nothing refuses the batch after
-        # the step), so accumulate's own state is donated and counted in place.
-        new_state, x_min, finite = step(acc, state, Xv, yv, mesh, donate=acc.kind == "ids")
-        if acc.kind == "dense" and (not bool(finite) or float(x_min) < 0):
-            raise BatchError(f"batch {i}: {dense_value_error(Xv)}", i, state)
-        state = new_state
+        if acc.kind == "dense":
+            state = _add_dense_batch(acc, state, base, Xv, yv, mesh, i)
+        else:
+            # Host checks above are final for ids (nothing refuses the batch after
+            # the step), so accumulate's own state is donated and counted in place.
+            state = step(acc, state, Xv, yv, mesh, donate=True)[0]
         seen += Xv.shape[0]
     bar.close()
     if acc is None:
@@ -385,14 +393,55 @@ def accumulate(
     return state
 
 
+#: Rows of dense features summed on the device before the sums join the
+#: float64 totals on the host. Chunk sums of integer-valued features stay exact
+#: in float32 while they are below ``2**24`` (e.g. 4,096 rows of ``uint8``
+#: pixels sum to at most ``4096 * 255 < 2**24`` per cell); the host totals are
+#: exact integers up to ``2**53``.
+EXACT_CHUNK_ROWS = 4096
+
+
+def _add_dense_batch(acc, host: CoocStats, base: CoocStats, X, y, mesh, index: int):
+    """``host`` plus one validated dense batch, summed chunk by chunk into float64/int64.
+
+    Each chunk of at most :data:`EXACT_CHUNK_ROWS` rows is reduced on the device
+    (float32, from zero statistics ``base``) and added to the host totals in
+    float64 (counts in int64), so totals never stop growing at ``2**24`` and
+    counters never wrap at ``2**31``. A chunk with a negative or non-finite
+    value (or row sums that overflow float32) refuses the batch; the totals of
+    earlier batches are kept in the :class:`BatchError`.
+    """
+    n = X.shape[0]
+    chunks = []
+    for lo in range(0, n, EXACT_CHUNK_ROWS):
+        part, x_min, finite = step(acc, base, X[lo:lo + EXACT_CHUNK_ROWS],
+                                   y[lo:lo + EXACT_CHUNK_ROWS], mesh)
+        chunks.append((part, x_min, finite))
+    if not all(bool(f) for _, _, f in chunks) or min(float(m) for _, m, _ in chunks) < 0:
+        raise BatchError(f"batch {index}: {dense_value_error(X)}", index, host)
+    cooc, totals = host.cooc.copy(), host.feature_totals.copy()
+    labels, count = host.label_counts.copy(), int(host.num_examples)
+    for part, _, _ in chunks:
+        cooc += np.asarray(part.cooc, np.float64)
+        totals += np.asarray(part.feature_totals, np.float64)
+        labels += np.asarray(part.label_counts, np.int64)
+        count += int(part.num_examples)
+    return CoocStats(cooc, totals, labels, np.int64(count))
+
+
 def _check_state(acc: Accumulator, state: CoocStats | None) -> CoocStats:
     if state is None:
-        return acc.init()
+        state = acc.init()
     expected = (acc.num_features, acc.num_classes)
     if tuple(state.cooc.shape) != expected:
         raise ValueError(
             f"the starting state has a {tuple(state.cooc.shape)} co-occurrence matrix, "
             f"expected {expected} for these batches"
         )
+    if acc.kind == "dense":  # running totals on the host: float64 sums, int64 counters
+        return CoocStats(np.array(state.cooc, np.float64), np.array(state.feature_totals,
+                                                                     np.float64),
+                         np.array(state.label_counts, np.int64),
+                         np.int64(int(state.num_examples)))
     # A copy: the driver updates its state in place (donation), the caller's stays intact.
     return CoocStats(*(jnp.array(s, copy=True) for s in state))

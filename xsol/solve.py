@@ -119,6 +119,28 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def check_smoothing(smoothing) -> float:
+    """Validates the additive smoothing ``a``: finite, ``>= 0``, and representable in float32.
+
+    A positive ``a`` below float32's smallest normal number (``1.18e-38``) would
+    round to (or near) zero in the float32 weights and put ``log 0 = -inf``
+    into them, so it is refused with that number.
+    """
+    try:
+        a = float(smoothing)
+    except (TypeError, ValueError):
+        raise TypeError(f"smoothing must be a number, got {smoothing!r}") from None
+    if not a >= 0 or a != a or a == float("inf"):
+        raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing}")
+    tiny = float(np.finfo(np.float32).tiny)
+    if 0 < a < tiny:
+        raise ValueError(
+            f"smoothing {a:g} is below {tiny:g}, the smallest normal float32: it would round "
+            "to 0 in the float32 weights and log(0) = -inf would enter them; use a >= 1e-30 "
+            "(or 0 for the maximum-likelihood weights, refused where a count is 0)")
+    return a
+
+
 def _on_cpu(x) -> bool:
     if not isinstance(x, jax.Array):
         return True
@@ -148,14 +170,18 @@ def solve(stats: CoocStats, *, smoothing: float = defaults.SMOOTHING,
     Returns:
       ``(weights, bias)``: float32 arrays of shapes ``(M, N)`` and ``(N,)``.
     """
-    smoothing = float(smoothing)
-    if not smoothing >= 0 or smoothing != smoothing or smoothing == float("inf"):
-        raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing}")
+    smoothing = check_smoothing(smoothing)
     cooc = jnp.asarray(stats.cooc)
     if cooc.ndim != 2:
         raise ValueError(f"stats.cooc must be a matrix (M, N), got shape {cooc.shape}")
     if int(stats.num_examples) == 0:
         raise ValueError("the statistics hold no examples; accumulate some data first")
+    largest = float(np.max(np.asarray(stats.feature_totals))) if cooc.size else 0.0
+    if largest + cooc.shape[1] * smoothing > np.finfo(np.float32).max:
+        raise ValueError(
+            f"a feature's total count f_i = {largest:g} (plus N a) exceeds the largest float32, "
+            f"{np.finfo(np.float32).max:g}: log(f_i + N a) would be inf and the weights NaN; "
+            "scale the features down (or use normalize='l1')")
     host = cooc.size >= HOST_SOLVE_MIN_ENTRIES and _on_cpu(stats.cooc)
     if check_memory:  # the host solve writes W once; the compiled one also casts F first
         memory.check_fits("explicit weight matrix", cooc.shape, 4, copies=1 if host else 2,

@@ -421,8 +421,10 @@ class SparseExplicitLM:
 
     def __init__(self, stats: SparseStats, smoothing: float = DEFAULT_SMOOTHING,
                  normalize: str = "l1"):
-        smoothing = float(smoothing)
-        if not (smoothing > 0 and math.isfinite(smoothing)):
+        from xsol.solve import check_smoothing  # noqa: PLC0415 - light import path
+
+        smoothing = check_smoothing(smoothing)
+        if not smoothing > 0:
             raise ValueError(
                 f"smoothing must be a finite number > 0 for the sparse solution (unseen "
                 f"pairs get log(a)), got {smoothing}"

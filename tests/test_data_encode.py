@@ -525,3 +525,276 @@ def test_public_names_are_exported():
         "build_vocabulary_streaming", "iter_text_ids", "encode_text_to_file", "TextDecodeError",
     ]:
         assert name in xsol.data.__all__ and hasattr(xsol.data, name), name
+
+
+# --- both passes in worker processes, over byte ranges of one file ---------------------
+
+from xsol.data import encode as encode_module  # noqa: E402
+
+SIZE = 300_000  # the natural split points: 150_000 (2 workers), 100_000 and 200_000 (3)
+CRLF_TEXT = (TRICKY + EMBEDDED[:60_000]).replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _fill(n, start=0):
+    """n bytes of CRLF_TEXT from character `start`, cut at a character boundary, padded with spaces."""
+    b = CRLF_TEXT[start : start + n].encode()[:n].decode("utf-8", "ignore").encode()  # whole characters
+    return b + b" " * (n - len(b))
+
+
+def _layout(marks, size=SIZE):
+    """A file of `size` bytes: the given bytes at the given offsets, CRLF text between them."""
+    out, pos = bytearray(), 0
+    for i, (offset, data) in enumerate(sorted(marks)):
+        out += _fill(offset - pos, start=7919 * i)
+        out += data
+        pos = offset + len(data)
+    out += _fill(size - pos, start=3001)
+    assert len(out) == size
+    return bytes(out)
+
+
+# Multi-byte characters across the split points, a "\r\n" split by one, a long run
+# without whitespace across another, a lone "\r" and a form feed.
+AWKWARD = _layout([
+    (99_999, "😀".encode()),                      # 100_000 falls inside a 4-byte character
+    (149_999, b"\r\n"),                            # 150_000 falls between "\r" and "\n"
+    (170_000, "\r\u00e9\x0c".encode()),            # a lone "\r", then a 2-byte character
+    (199_999, "é".encode() + b"x" * 60_000),       # 200_000: inside "é", then 60 kB without whitespace
+])
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """Lowers the size threshold; records how many ranges each parallel pass ran."""
+    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    runs = []
+    real = encode_module._run_ranges
+
+    def recording(fn, tasks, bar, path):
+        result = real(fn, tasks, bar, path)
+        runs.append(None if result is None else len(tasks))
+        return result
+
+    monkeypatch.setattr(encode_module, "_run_ranges", recording)
+    return runs
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    (tmp_path / "out").mkdir()
+    return tmp_path / "out"
+
+
+def _awkward_file(tmp_path, data=AWKWARD, name="awkward.txt"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_awkward_file_layout(tmp_path):
+    text = load_text(_awkward_file(tmp_path))  # valid UTF-8
+    assert AWKWARD[99_999:100_003] == "😀".encode() and AWKWARD[149_999:150_001] == b"\r\n"
+    assert "x" * 60_000 in text and "\r" not in text and "😀" in text and "İ" in text
+
+
+def test_ranges_start_after_whitespace(tmp_path, monkeypatch):
+    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    path = _awkward_file(tmp_path)
+    plan = encode_module._plan_ranges
+    cut, newline = encode_module._CUT_BYTE, encode_module._NEWLINE_BYTE
+    for workers in (2, 3, 7):
+        for rule in (cut, newline):
+            _, ranges, codecs_ = plan(path, workers, "utf-8", "strict", rule)
+            assert ranges[0][0] == 0 and ranges[-1][1] == SIZE and codecs_[:2] == ("utf-8", "utf-8")
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+            for start, _ in ranges[1:]:
+                assert rule.fullmatch(AWKWARD[start - 1 : start]), (workers, start)
+    _, ranges, _ = plan(path, 2, "utf-8", "strict", cut)
+    assert ranges[1][0] == 150_001  # after the "\n" of the split "\r\n", not after its "\r"
+    _, ranges, _ = plan(path, 3, "utf-8", "strict", cut)
+    assert ranges[1][0] > 100_003 and ranges[2][0] > 260_000  # past the character, past the run
+    # A range without a boundary merges into the next.
+    run = _layout([(90_000, b"y" * 120_000)])
+    assert [len(plan(_awkward_file(tmp_path, run, "run.txt"), w, "utf-8", "strict", cut)[1])
+            for w in (2, 3)] == [2, 2]
+    (tmp_path / "none.txt").write_bytes(b"z" * 1000)
+    assert plan(tmp_path / "none.txt", 3, "utf-8", "strict", cut) is None  # one range: sequential
+    # Sequential: one worker, small files, other sources, other encodings and handlers.
+    assert plan(path, 1, "utf-8", "strict", cut) is None
+    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", SIZE + 1)
+    assert plan(path, 3, "utf-8", "strict", cut) is None
+    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    assert plan(tmp_path, 3, "utf-8", "strict", cut) is None
+    assert plan(None, 3, "utf-8", "strict", cut) is None
+    assert plan(io.StringIO("a b"), 3, "utf-8", "strict", cut) is None
+    for encoding in ("utf-16", "utf-32", "shift_jis", "cp037"):
+        assert plan(path, 3, encoding, "strict", cut) is None, encoding
+    assert plan(path, 3, "utf-8", "surrogatepass", cut) is None
+    for encoding, pair in [("UTF8", ("utf-8", "utf-8")), ("utf-8-sig", ("utf-8-sig", "utf-8")),
+                           ("latin-1", ("iso8859-1", "iso8859-1")), ("cp1252", ("cp1252", "cp1252"))]:
+        assert plan(path, 3, encoding, "replace", cut)[2] == (*pair, encoding, "replace")
+
+
+PARALLEL_SETTINGS = [
+    dict(level="word", lower=True, keep_punctuation=True),
+    dict(level="word", lower=False, keep_punctuation=False),
+    dict(level="word", lower=True, keep_punctuation=False),
+    dict(level="char", lower=True, keep_punctuation=True),
+    dict(level="char", lower=False, keep_punctuation=False),
+]
+
+
+@pytest.mark.parametrize("settings", PARALLEL_SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
+def test_parallel_passes_equal_sequential(tmp_path, parallel, settings):
+    path = _awkward_file(tmp_path)
+    ref_counts = Counter(split_text(load_text(path), **settings))
+    ref_vocab = build_vocabulary_streaming(path, vocab_size=300, workers=1, **settings)
+    out1 = tmp_path / "ids1.bin"
+    n1 = encode_text_to_file(path, out1, WordEncoder(ref_vocab), workers=1)
+    assert parallel == []
+    np.testing.assert_array_equal(np.fromfile(out1, "<u2"), _reference(ref_vocab, load_text(path)))
+    for workers in (2, 3):
+        for chunk in (1 << 22, 5000):
+            counts, total = count_tokens(path, workers=workers, chunk_chars=chunk, **settings)
+            assert counts == ref_counts and total == ref_counts.total()
+        vocab = build_vocabulary_streaming(path, vocab_size=300, workers=workers, **settings)
+        assert vocab == ref_vocab and vocab.tokens == ref_vocab.tokens
+        out = tmp_path / f"ids{workers}.bin"
+        assert encode_text_to_file(path, out, WordEncoder(vocab), workers=workers) == n1
+        assert out.read_bytes() == out1.read_bytes()
+    assert parallel == [2, 2, 2, 2, 3, 3, 3, 3]  # counts twice, vocabulary, encoding
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["awkward.txt", "ids1.bin", "ids2.bin", "ids3.bin"]
+
+
+def test_parallel_hf_tokenizer_equals_sequential(tmp_path, parallel, hf_tokenizer_file):
+    from tokenizers import Tokenizer
+
+    enc = load_tokenizer(hf_tokenizer_file)
+    path = _awkward_file(tmp_path)
+    out1 = tmp_path / "ids1.bin"
+    n = encode_text_to_file(path, out1, enc, workers=1, chunk_chars=50_000)
+    ref = _hf_reference(Tokenizer.from_file(str(hf_tokenizer_file)), load_text(path))
+    np.testing.assert_array_equal(np.fromfile(out1, "<u2"), ref)
+    for workers in (2, 3):
+        out = tmp_path / f"ids{workers}.bin"
+        assert encode_text_to_file(path, out, enc, workers=workers, chunk_chars=50_000) == n
+        assert out.read_bytes() == out1.read_bytes()
+    assert parallel == [2, 3]
+
+
+def test_parallel_bad_byte_offset(tmp_path, out_dir, parallel):
+    vocab = _vocab(dict(level="word", lower=True, keep_punctuation=True))
+    for bad, offset in [(b"\xff", 230_000), (b"\xe2\x82", 250_000), (b"\x80", 150_001)]:
+        data = _layout([(149_999, b"\r\n"), (offset, bad + b" ")])
+        path = _awkward_file(tmp_path, data, "bad.txt")
+        with pytest.raises(TextDecodeError) as seq:
+            count_tokens(path, workers=1)
+        assert seq.value.offset == offset
+        for workers in (2, 3):
+            for chunk in (1 << 22, 7):  # 7: the bad bytes straddle reads
+                with pytest.raises(TextDecodeError, match=rf"bad\.txt as utf-8: .* at byte offset {offset};"):
+                    count_tokens(path, workers=workers, chunk_chars=chunk)
+            with pytest.raises(TextDecodeError) as e:
+                encode_text_to_file(path, out_dir / "ids.bin", WordEncoder(vocab), workers=workers)
+            assert str(e.value) == str(seq.value) and e.value.offset == offset
+            assert e.value.path == str(path) and e.value.bad == seq.value.bad
+    assert list(out_dir.iterdir()) == []  # no part files left
+    # Bad bytes in several ranges: the first one is reported, as sequentially.
+    data = _layout([(20_000, b"\xff "), (160_000, b"\xfe "), (280_000, b"\xfd ")])
+    path = _awkward_file(tmp_path, data, "bad.txt")
+    for workers in (1, 2, 3):
+        with pytest.raises(TextDecodeError, match="byte offset 20000;"):
+            build_vocabulary_streaming(path, workers=workers)
+
+
+@pytest.mark.parametrize("errors", ["replace", "ignore", "backslashreplace", "surrogateescape"])
+def test_parallel_error_handlers_equal_sequential(tmp_path, out_dir, parallel, errors):
+    # Bad bytes at the split points and around a "\r\n": with "ignore", "\r", a dropped
+    # byte and "\n" read as one newline, which character-level counts see.
+    data = _layout([
+        (99_999, b"\r\xff\n"), (149_999, b"\xe2\x82 \xf0\x9f\x98"), (200_000, b"\xc3\r\x80\n"),
+        (250_000, b"\n\xed\xa0\x80\t\xff"),
+    ])
+    path = _awkward_file(tmp_path, data, "bad.txt")
+    for level in ("word", "char"):
+        ref = count_tokens(path, level=level, errors=errors, workers=1)
+        assert ref[0] == Counter(split_text(load_text(path, errors=errors), level))
+        for workers in (2, 3):
+            assert count_tokens(path, level=level, errors=errors, workers=workers) == ref
+    vocab = build_vocabulary_streaming(path, level="char", errors=errors, workers=1)
+    out = out_dir / "ids.bin"
+    encode_text_to_file(path, out, WordEncoder(vocab), errors=errors, workers=1)
+    ref_bytes = out.read_bytes()
+    for workers in (2, 3):
+        encode_text_to_file(path, out, WordEncoder(vocab), errors=errors, workers=workers, progress=True)
+        assert out.read_bytes() == ref_bytes
+    assert parallel == [2, 3, 2, 3, 2, 3]
+
+
+def test_parallel_other_encodings(tmp_path, parallel):
+    text = load_text(_awkward_file(tmp_path))
+    for encoding, data in [
+        ("cp1252", text.replace("😀", "€€").encode("cp1252", "replace")),
+        ("latin-1", text.encode("latin-1", "replace")),
+        # A byte-order mark at the start and one at the start of the second range.
+        ("utf-8-sig", "\ufeff".encode() + _layout([(149_996, "\n\ufeffok\n".encode())], size=SIZE - 3)),
+        ("utf-16", text[:5000].encode("utf-16")),  # read sequentially
+    ]:
+        path = _awkward_file(tmp_path, data, f"{encoding}.txt")
+        ref = count_tokens(path, level="char", encoding=encoding, workers=1)
+        assert ref[0] == Counter(split_text(load_text(path, encoding=encoding), "char"))
+        for workers in (2, 3):
+            assert count_tokens(path, level="char", encoding=encoding, workers=workers) == ref
+    assert parallel == [2, 3, 2, 3, 2, 3]
+    sig_path = tmp_path / "utf-8-sig.txt"
+    _, ranges, _ = encode_module._plan_ranges(sig_path, 2, "utf-8-sig", "strict", encode_module._CUT_BYTE)
+    assert ranges[1][0] == 150_000  # the second range starts with the second mark
+    sig = load_text(sig_path, encoding="utf-8-sig")
+    assert not sig.startswith("\ufeff") and "\n\ufeffok" in sig  # only the first BOM is dropped
+
+
+def test_parallel_small_files_and_other_sources_stay_in_process(tmp_path, monkeypatch):
+    runs = []
+    monkeypatch.setattr(encode_module, "_run_ranges", lambda *a: runs.append(a))
+    path = _awkward_file(tmp_path)
+    assert encode_module.PARALLEL_MIN_BYTES > SIZE
+    vocab = build_vocabulary_streaming(path, workers=4)
+    assert vocab == build_vocabulary_streaming(path, workers=1)
+    encode_text_to_file(path, tmp_path / "ids.bin", WordEncoder(vocab), workers=4)
+    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    count_tokens(None, workers=4)
+    count_tokens(tmp_path, workers=4)  # a directory
+    count_tokens(io.StringIO("a b c"), workers=4)
+    encode_text_to_file(path, tmp_path / "ids.bin", _Fixed(10, [1, 2]), workers=4)  # a custom encoder
+    assert runs == []
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="workers must be a positive integer or None"):
+            count_tokens(path, workers=bad)
+        with pytest.raises(ValueError, match="workers must be a positive integer or None"):
+            encode_text_to_file(path, tmp_path / "ids.bin", WordEncoder(vocab), workers=bad)
+    if hasattr(os, "sched_getaffinity"):
+        assert encode_module._check_workers(None) == len(os.sched_getaffinity(0))
+
+
+def test_parallel_falls_back_when_no_process_starts(tmp_path, monkeypatch):
+    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+
+    class NoPool:
+        def __init__(self, *args, **kwargs):
+            raise OSError("no semaphores here")
+
+    monkeypatch.setattr(encode_module, "ProcessPoolExecutor", NoPool)
+    path = _awkward_file(tmp_path)
+    with pytest.warns(RuntimeWarning, match="in one process: the worker processes failed"):
+        vocab = build_vocabulary_streaming(path, workers=2)
+    assert vocab == build_vocabulary_streaming(path, workers=1)
+    with pytest.warns(RuntimeWarning, match="no semaphores here"):
+        n = encode_text_to_file(path, tmp_path / "ids.bin", WordEncoder(vocab), workers=2)
+    assert n == len(vocab.encode(load_text(path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["awkward.txt", "ids.bin"]
+
+
+def test_parallel_falls_back_when_a_worker_dies():
+    with encode_module._progress(False, "x") as bar:
+        with pytest.warns(RuntimeWarning, match="BrokenProcessPool"):
+            assert encode_module._run_ranges(os._exit, [(3,), (4,)], bar, "some.txt") is None

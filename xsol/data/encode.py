@@ -36,7 +36,44 @@ Functions:
   when the vocabulary has at most 65536 ids, else uint32), written through a
   temporary file so that a failure leaves nothing at the destination.
 
-Memory stays bounded by one chunk (plus a word encoder's piece cache, the
+Both passes run on every core when the source is a single file of at least
+`PARALLEL_MIN_BYTES` bytes (`workers`, default: the CPUs this process may
+use). The file is split into `workers` byte ranges; each boundary is moved
+forward to just after an ASCII whitespace byte other than "\\r" (b" \\t\\n",
+b"\\x0b", b"\\x0c") for the built-in tokenizer, or after a b"\\n" for a Hugging
+Face tokenizer (a range without such a byte merges into the next). Worker
+processes each read, decode and tokenize one range; the parent merges the
+token counts (vocabulary pass) or concatenates the ranges' id files in order
+(encoding pass). The result is exactly the sequential one, whatever the
+number of ranges:
+
+* decoding: such a byte is a whole character in UTF-8 (it never occurs
+  inside a multi-byte sequence, nor in a replaced or ignored bad sequence)
+  and in the ASCII-compatible one-byte encodings, so decoding the ranges
+  separately and joining the texts gives the decoding of the whole file,
+  with any of the error handlers "strict", "replace", "ignore",
+  "backslashreplace" and "surrogateescape". Other encodings (UTF-16, UTF-32,
+  the multi-byte East Asian codecs, ...) and other error handlers are read
+  sequentially. "utf-8-sig" is handled too (only the first range may start
+  with the byte-order mark that is dropped).
+* newlines: files are read with universal newlines ("\\r\\n" and "\\r" read as
+  "\\n"). Only how a "\\r" reads depends on what follows it (whether the next
+  character, after any bad bytes dropped by errors="ignore", is a "\\n"), and
+  no range ends with a "\\r".
+* tokens: the text before each boundary ends with whitespace (or a "\\n"),
+  where the tokenizer may cut a text anyway (no word-level token spans
+  whitespace, every character is a character-level token, and the Hugging
+  Face rule encodes lines on their own), so the ranges' tokens, in order,
+  are the tokens of the whole text, and their counts add up.
+
+Worker processes are started by "forkserver" (or "spawn" where there is no
+fork server), never by forking the parent, which may be running JAX's
+threads. As with any such `multiprocessing` code, the workers import the main
+module, so a script that calls these functions must guard its code with
+`if __name__ == "__main__":` (or pass `workers=1`). When no worker process
+can run, the passes warn and read sequentially.
+
+Memory stays bounded by one chunk per process (plus a word encoder's piece cache, the
 token counter of the vocabulary pass, and the longest run of text that
 cannot be cut: a word-level run without whitespace, or a line for the
 Hugging Face encoder). Nothing here imports JAX; `tokenizers` is imported
@@ -45,18 +82,26 @@ only by `load_tokenizer`.
 
 from __future__ import annotations
 
+import codecs
+import io
+import multiprocessing
 import os
 import re
+import shutil
+import sys
 import threading
 import uuid
+import warnings
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from itertools import chain, compress, repeat
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from xsol.data.text import iter_text_chunks
+from xsol.data.text import TextDecodeError, _resolve, iter_text_chunks
 from xsol.data.tokenizer import PUNCTUATION_PATTERN, WORD_PATTERN, check_level
 from xsol.data.vocab import Vocabulary, _check_vocab_size, build_vocabulary
 
@@ -72,6 +117,11 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_CHARS = 1 << 22
+
+#: Files smaller than this (in bytes) are read by one process: starting
+#: worker processes would cost more than it saves. Larger files are split
+#: into ranges of at least a quarter of it each.
+PARALLEL_MIN_BYTES = 8 << 20
 
 # The word rules with "\n" as a third alternative: whitespace-free pieces
 # joined with "\n" are tokenized in one call, the "\n" marking where each
@@ -562,6 +612,7 @@ def encode_text_to_file(
     encoding: str = "utf-8",
     errors: str = "strict",
     progress: bool = False,
+    workers: int | None = None,
 ) -> int:
     """Encodes a text into a flat binary file of token ids.
 
@@ -571,6 +622,16 @@ def encode_text_to_file(
     file in the same directory, which replaces `path` only once complete:
     a failure (a bad byte, an interruption) leaves `path` as it was.
 
+    A single file of at least `PARALLEL_MIN_BYTES` bytes encoded by a
+    `WordEncoder` or an `HFTokenizerEncoder` is encoded by `workers`
+    processes, one byte range each (cut after whitespace, or after a "\\n"
+    for a Hugging Face tokenizer; see the module docstring), each writing
+    its ids to a temporary part file next to `path`; the parts are then
+    joined in order. The file is byte for byte the one a single process
+    writes, whatever `workers` is: the text before each cut ends where the
+    encoder may cut anyway, so the ranges' ids, in order, are the ids of the
+    whole text.
+
     Args:
       source: as for `iter_text_ids`.
       path: the file to write (replaced if it exists).
@@ -578,18 +639,23 @@ def encode_text_to_file(
       dtype: the id type; None: uint16 when `encoder.vocab_size <= 65536`,
         else uint32.
       chunk_chars, split, feature, encoding, errors, progress: as for
-        `iter_text_ids`.
+        `iter_text_ids` (with several workers the progress bar advances as
+        ranges finish).
+      workers: processes for a single large file (see above); None: the
+        CPUs this process may use; 1: this process only.
 
     Returns:
       The number of tokens written.
 
     Raises:
       ValueError: `path` is a directory, a dtype that is not an integer type
-        or too small for the vocabulary, or as for `iter_text_ids`.
+        or too small for the vocabulary, workers < 1, or as for
+        `iter_text_ids` (a bad byte's offset is its offset in the file).
       FileNotFoundError: the directory of `path` does not exist, or the
         source does not exist.
     """
     _check_encoder(encoder)
+    n_workers = _check_workers(workers)
     dt = _file_dtype(int(encoder.vocab_size), dtype)
     path = Path(os.fspath(path))
     if path.is_dir():
@@ -603,6 +669,14 @@ def encode_text_to_file(
         source, encoder, chunk_chars=chunk_chars, split=split, feature=feature,
         encoding=encoding, errors=errors, progress=progress,
     )  # checks the source before anything is created
+    cut = _range_cut(encoder)
+    plan = None if cut is None else _plan_ranges(source, n_workers, encoding, errors, cut)
+    if plan is not None:
+        spec = _encoder_spec(encoder)
+        n = _encode_file_parallel(plan, path, spec, encoder.name, dt, chunk_chars, progress, source)
+        if n is not None:
+            ids_stream.close()
+            return n
     tmp = parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     n = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -666,6 +740,7 @@ def count_tokens(
     encoding: str = "utf-8",
     errors: str = "strict",
     progress: bool = False,
+    workers: int | None = None,
 ) -> tuple[Counter, int]:
     """Counts a text's tokens, streaming it in chunks.
 
@@ -674,39 +749,69 @@ def count_tokens(
     whitespace at word level, so no word is split. Memory: one chunk plus
     the counter.
 
+    A single file of at least `PARALLEL_MIN_BYTES` bytes is counted by
+    `workers` processes, one byte range each (cut after whitespace; see the
+    module docstring), whose counters are added up. The counts do not depend
+    on `workers`: the text before each cut ends with whitespace, where no
+    token is split (at either level), so the ranges' tokens together are
+    the tokens of the whole text.
+
     Args:
       source: as for `iter_text_ids`.
       level, lower, keep_punctuation: the tokenization rules (see
         `xsol.data.tokenizer.split_text`).
       chunk_chars, split, feature, encoding, errors, progress: as for
-        `iter_text_ids`.
+        `iter_text_ids` (with several workers the progress bar advances as
+        ranges finish).
+      workers: processes for a single large file; None: the CPUs this
+        process may use; 1: this process only.
 
     Returns:
       `(counts, total)`: a `collections.Counter` of token strings and the
       number of tokens (`counts.total()`).
 
     Raises:
-      ValueError: an unknown level, chunk_chars <= 0, or (while reading) an
-        empty text or undecodable bytes (`TextDecodeError`).
+      ValueError: an unknown level, chunk_chars <= 0, workers < 1, or (while
+        reading) an empty text or undecodable bytes (`TextDecodeError`, with
+        the bad byte's offset in the file).
       FileNotFoundError: the source does not exist.
     """
     check_level(level)
+    n_workers = _check_workers(workers)
     chunks = iter_text_chunks(
         source, chunk_chars, split=split, feature=feature, encoding=encoding, errors=errors
-    )
+    )  # checks the arguments and the source
+    plan = _plan_ranges(source, n_workers, encoding, errors, _CUT_BYTE)
+    result = None
+    if plan is not None:
+        result = _count_file_parallel(plan, level, lower, keep_punctuation, chunk_chars, progress)
+    if result is None:
+        with _progress(progress, f"count {level} tokens") as bar:
+            result = _count_stream(chunks, level, lower, keep_punctuation, bar)
+    counter, total, n_chars = result
+    if n_chars == 0:
+        raise _empty_text(source)
+    return counter, total
+
+
+def _count_stream(chunks: Iterable[str], level: str, lower: bool, keep_punctuation: bool, bar=None):
+    """Counts the tokens of a stream of text pieces.
+
+    Returns:
+      `(counter, total, n_chars)`: the token counts, their sum, and the
+      number of characters read.
+    """
     count = _count_words if level == "word" else _count_chars
     cut = _after_last_space if level == "word" else len
     counter: Counter = Counter()
     total = n_chars = 0
-    with _progress(progress, f"count {level} tokens") as bar:
-        for text in _cut_stream(chunks, cut):
-            n_chars += len(text)
-            n = count(text, counter, lower, keep_punctuation)
-            total += n
+    for text in _cut_stream(chunks, cut):
+        n_chars += len(text)
+        n = count(text, counter, lower, keep_punctuation)
+        total += n
+        if bar is not None:
             bar.update(n)
-    if n_chars == 0:
-        raise _empty_text(source)
-    return counter, total
+    return counter, total, n_chars
 
 
 def build_vocabulary_streaming(
@@ -723,6 +828,7 @@ def build_vocabulary_streaming(
     encoding: str = "utf-8",
     errors: str = "strict",
     progress: bool = False,
+    workers: int | None = None,
 ) -> Vocabulary:
     """Builds a vocabulary from a text of any size, streaming it once.
 
@@ -740,13 +846,18 @@ def build_vocabulary_streaming(
       level, lower, keep_punctuation: the tokenization rules.
       chunk_chars, split, feature, encoding, errors, progress: as for
         `iter_text_ids`.
+      workers: processes counting a single large file, as for
+        `count_tokens` (the counts, hence the vocabulary, do not depend on
+        it; ties are broken by the token string, not by the order tokens
+        were seen); None: the CPUs this process may use; 1: this process
+        only.
 
     Returns:
       The `Vocabulary`.
 
     Raises:
-      ValueError: vocab_size < 2, min_count < 1, an unknown level, an empty
-        text, a text without tokens, or undecodable bytes.
+      ValueError: vocab_size < 2, min_count < 1, an unknown level, workers <
+        1, an empty text, a text without tokens, or undecodable bytes.
       FileNotFoundError: the source does not exist.
     """
     _check_vocab_size(vocab_size)
@@ -755,7 +866,7 @@ def build_vocabulary_streaming(
     counts, total = count_tokens(
         source, level=level, lower=lower, keep_punctuation=keep_punctuation,
         chunk_chars=chunk_chars, split=split, feature=feature, encoding=encoding,
-        errors=errors, progress=progress,
+        errors=errors, progress=progress, workers=workers,
     )
     if total == 0:
         raise ValueError(
@@ -765,3 +876,313 @@ def build_vocabulary_streaming(
         counts, vocab_size=vocab_size, min_count=min_count, level=level, lower=lower,
         keep_punctuation=keep_punctuation,
     )
+
+
+# --- both passes over byte ranges of one file, in worker processes ---------------------
+
+# Boundaries: just after one of these bytes (see the module docstring for why the
+# result does not depend on where they fall). "\r" is left out: whether a "\r" and
+# the next "\n" read as one newline depends on both.
+_CUT_BYTE = re.compile(rb"[ \t\n\x0b\x0c]")
+_NEWLINE_BYTE = re.compile(rb"\n")
+# Decoding error handlers under which a whitespace byte always reads as itself and
+# ends every bad sequence (custom handlers may resume anywhere).
+_RANGE_ERRORS = frozenset({"strict", "replace", "ignore", "backslashreplace", "surrogateescape"})
+_preload_set = False
+
+
+def _mp_context():
+    """The start method of the worker processes: never "fork" (the parent may be
+    running JAX's threads). "forkserver" where there is one: workers are forked
+    from a server process, started once per process from a fresh interpreter,
+    that has imported this module (and with it `xsol`, whose JAX import takes
+    about a second), so a pool starts in milliseconds; else "spawn"."""
+    global _preload_set
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    if not _preload_set:  # acts only if the server has not been started yet
+        ctx.set_forkserver_preload(["__main__", __name__])  # "__main__": the default
+        _preload_set = True
+    return ctx
+
+
+def _check_workers(workers) -> int:
+    """`workers`, or the number of CPUs this process may use when None."""
+    if workers is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer or None (all CPUs), got {workers!r}")
+    return int(workers)
+
+
+def _range_codecs(encoding: str, errors: str) -> tuple[str, str] | None:
+    """The codecs of the first and of the other ranges of a file, or None when
+    `encoding` with `errors` cannot be decoded range by range."""
+    if errors not in _RANGE_ERRORS:
+        return None
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        return None  # the sequential reader reports it
+    name = info.name
+    if name in ("utf-8", "ascii", "iso8859-1"):
+        return name, name
+    if name == "utf-8-sig":  # the byte-order mark is dropped only at the file's start
+        return name, "utf-8"
+    # A one-byte character map (cp1252, iso8859-15, koi8-r, ...): bytes decode one
+    # by one; it qualifies when the boundary bytes read as themselves.
+    module = sys.modules.get(getattr(info.decode, "__module__", None) or "")
+    table = getattr(module, "decoding_table", None)
+    if isinstance(table, str) and len(table) == 256 and all(table[b] == chr(b) for b in b" \t\n\x0b\x0c"):
+        return name, name
+    return None
+
+
+def _next_cut(f, pos: int, size: int, cut: re.Pattern, block: int = 1 << 20) -> int:
+    """Smallest `b >= pos` such that byte `b - 1` of the file matches `cut` (`size` when none)."""
+    off = pos - 1
+    f.seek(off)
+    while off < size:
+        data = f.read(block)
+        if not data:
+            break
+        m = cut.search(data)
+        if m is not None:
+            return off + m.start() + 1
+        off += len(data)
+    return size
+
+
+def _plan_ranges(source, workers: int, encoding: str, errors: str, cut: re.Pattern):
+    """Splits a single large file into byte ranges for the worker processes.
+
+    Returns:
+      `(path, ranges, codecs)`, with `ranges` a list of at least 2 `(start,
+      end)` pairs covering the file, each boundary just after a byte matching
+      `cut`; or None when the source is to be read sequentially (one worker,
+      not a single file, a small file, an encoding or error handler that
+      cannot be decoded range by range, or no boundary found).
+    """
+    if workers < 2 or not isinstance(source, (str, os.PathLike)):
+        return None
+    pair = _range_codecs(encoding, errors)
+    if pair is None:
+        return None
+    kind, path = _resolve(source)
+    if kind != "file":
+        return None
+    size = os.path.getsize(path)
+    if size < max(PARALLEL_MIN_BYTES, 2):
+        return None
+    parts = min(workers, max(1, size // max(1, PARALLEL_MIN_BYTES // 4)))
+    bounds = [0]
+    with open(path, "rb") as f:
+        for i in range(1, parts):
+            p = size * i // parts
+            if p <= bounds[-1]:  # the previous range had no boundary: it took this one in
+                continue
+            b = _next_cut(f, p, size, cut)
+            if b >= size:
+                break
+            bounds.append(b)
+    if len(bounds) < 2:
+        return None
+    bounds.append(size)
+    return os.fspath(path), list(zip(bounds, bounds[1:])), (*pair, encoding, errors)
+
+
+def _range_chunks(path: str, start: int, end: int, chunk: int, codec_spec, tally: list) -> Iterator[str]:
+    """The text of bytes [start, end) of a file, in pieces of at most `chunk` characters.
+
+    Decoded as `open(path, encoding=..., errors=...)` reads the whole file
+    (universal newlines included). `tally[0]` counts the characters.
+
+    Raises:
+      TextDecodeError: with errors="strict", a bad byte (its offset in the file).
+    """
+    first, rest, encoding, errors = codec_spec
+    raw = codecs.getincrementaldecoder(first if start == 0 else rest)(errors=errors)
+    decoder = io.IncrementalNewlineDecoder(raw, translate=True)  # what text-mode files use
+    pos = start
+    with open(path, "rb") as f:
+        f.seek(start)
+        while True:
+            data = f.read(min(chunk, end - pos)) if pos < end else b""
+            final = not data
+            state = raw.getstate()[0]
+            held = len(state) if isinstance(state, (bytes, bytearray)) else 0
+            try:
+                text = decoder.decode(data, final)
+            except UnicodeDecodeError as e:  # e.start indexes the held bytes, then `data`
+                bad = e.object[e.start : e.end]
+                raise TextDecodeError(path, pos - held + e.start, encoding, e.reason, bad) from None
+            if text:
+                tally[0] += len(text)
+                yield text
+            if final:
+                return
+            pos += len(data)
+
+
+def _range_cut(encoder) -> re.Pattern | None:
+    """Where a file may be split for `encoder` (None: it is not split)."""
+    if type(encoder) is WordEncoder:
+        return _CUT_BYTE
+    if type(encoder) is HFTokenizerEncoder and hasattr(encoder.tokenizer, "to_str"):
+        return _NEWLINE_BYTE
+    return None  # other encoders may not be picklable, nor cut after whitespace
+
+
+def _encoder_spec(encoder) -> tuple:
+    """A picklable description of a built-in encoder, for the worker processes."""
+    if type(encoder) is WordEncoder:
+        return ("word", encoder.vocab, encoder.cache_size)
+    return ("hf", encoder.tokenizer.to_str(), encoder.name)
+
+
+def _encoder_from_spec(spec):
+    if spec[0] == "word":
+        return WordEncoder(spec[1], cache_size=spec[2])
+    tokenizer = _import_tokenizers().Tokenizer.from_str(spec[1])
+    return HFTokenizerEncoder(tokenizer, name=spec[2])
+
+
+def _count_range(path, start, end, codec_spec, level, lower, keep_punctuation, chunk):
+    """Worker: `(tokens, characters, counter)` of one byte range."""
+    tally = [0]
+    chunks = _range_chunks(path, start, end, chunk, codec_spec, tally)
+    counter, total, _ = _count_stream(chunks, level, lower, keep_punctuation)
+    return total, tally[0], counter
+
+
+def _encode_range(path, start, end, codec_spec, spec, dtype, part, chunk):
+    """Worker: writes the ids of one byte range to the new file `part`;
+    returns `(tokens, characters)`."""
+    encoder = _encoder_from_spec(spec)
+    tally = [0]
+    chunks = _range_chunks(path, start, end, chunk, codec_spec, tally)
+    n = 0
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    with open(fd, "wb") as f:
+        for text in _cut_stream(chunks, _cut_rule(encoder)):
+            ids = _check_ids(encoder.encode_chunk(text), encoder)
+            if len(ids):
+                f.write(memoryview(ids.astype(dtype, copy=False)))
+                n += len(ids)
+    return n, tally[0]
+
+
+def _no_pool(path: str, err: BaseException) -> None:
+    warnings.warn(
+        f"reading {path} in one process: the worker processes failed ({type(err).__name__}: "
+        f"{err}). Worker processes import the main module: a script must guard its code "
+        f"with `if __name__ == '__main__':`; pass workers=1 to read in one process.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _run_ranges(fn, tasks: list, bar, path: str):
+    """Runs `fn(*task)` for every task, each in its own worker process.
+
+    The bar advances by each result's first item (its tokens) as tasks finish.
+
+    Returns:
+      The results in task order, or None (after a warning) when the worker
+      processes could not run.
+
+    Raises:
+      The first failure in task order: for ranges in file order, the first
+      bad byte of the file, as one process reading it would report it.
+    """
+    try:
+        with ProcessPoolExecutor(len(tasks), mp_context=_mp_context()) as pool:
+            futures = [pool.submit(fn, *task) for task in tasks]
+            for f in as_completed(futures):
+                if f.exception() is None:
+                    bar.update(f.result()[0])
+    except (BrokenProcessPool, OSError, EOFError, ImportError, NotImplementedError) as e:
+        _no_pool(path, e)  # no process could start (e.g. no working semaphores)
+        return None
+    for f in futures:
+        e = f.exception()
+        if isinstance(e, BrokenProcessPool):  # a worker could not start, or died
+            _no_pool(path, e)
+            return None
+        if e is not None:
+            raise e
+    return [f.result() for f in futures]
+
+
+def _count_file_parallel(plan, level, lower, keep_punctuation, chunk, progress):
+    """The vocabulary pass over byte ranges: `(counter, total, n_chars)`, or None."""
+    path, ranges, codec_spec = plan
+    tasks = [(path, a, b, codec_spec, level, lower, keep_punctuation, chunk) for a, b in ranges]
+    with _progress(progress, f"count {level} tokens") as bar:
+        results = _run_ranges(_count_range, tasks, bar, path)
+    if results is None:
+        return None
+    results.sort(key=lambda r: -len(r[2]))  # add the smaller counters to the largest
+    counter = results[0][2]
+    for _, _, c in results[1:]:
+        counter.update(c)
+    return counter, sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+def _append_file(dst_fd: int, src_path) -> None:
+    """Appends a file's bytes at `dst_fd`'s position (in the kernel where it can)."""
+    src_fd = os.open(src_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        if hasattr(os, "copy_file_range"):
+            try:
+                while os.copy_file_range(src_fd, dst_fd, 1 << 30):
+                    pass
+                return
+            except OSError:
+                pass  # not supported here: copy the rest through memory
+        with open(src_fd, "rb", closefd=False) as src, open(dst_fd, "wb", closefd=False) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    finally:
+        os.close(src_fd)
+
+
+def _encode_file_parallel(plan, path: Path, spec, name: str, dt, chunk, progress, source):
+    """The encoding pass over byte ranges, each written to a part file next to
+    `path`; the parts are joined in order into the first, which then replaces
+    `path`. Returns the number of tokens, or None when no worker could run.
+    The part files are removed in every case."""
+    src, ranges, codec_spec = plan
+    tag = uuid.uuid4().hex[:12]
+    parts = [path.parent / f".{path.name}.{tag}.part{i}.tmp" for i in range(len(ranges))]
+    tasks = [
+        (src, a, b, codec_spec, spec, dt.str, os.fspath(part), chunk)
+        for (a, b), part in zip(ranges, parts)
+    ]
+    try:
+        with _progress(progress, f"encode ({name})") as bar:
+            results = _run_ranges(_encode_range, tasks, bar, src)
+        if results is None:
+            return None
+        if sum(r[1] for r in results) == 0:
+            raise _empty_text(source)
+        fd = os.open(parts[0], os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        try:
+            os.lseek(fd, 0, os.SEEK_END)
+            for part in parts[1:]:
+                _append_file(fd, part)
+                os.unlink(part)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(parts[0], path)
+        return sum(r[0] for r in results)
+    finally:
+        for part in parts:
+            try:
+                os.unlink(part)
+            except FileNotFoundError:
+                pass

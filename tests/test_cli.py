@@ -85,3 +85,14 @@ def test_a_baseline_that_cannot_run_is_skipped(capsys):
     assert main(["fit", "--limit", "1"]) == 0  # one training image: explicit still printed
     out = capsys.readouterr().out
     assert "explicit (xsol, one pass)" in out and "skipped LogisticRegression" in out
+
+
+def test_library_and_cli_tokenize_a_text_alike(capsys):
+    import xsol
+    from xsol.lm import fit_text_lm
+
+    ids, _ = xsol.data.tokenize(xsol.data.load_text(None), vocab_size=2000)
+    res = fit_text_lm(None, vocab_size=2000)
+    assert res.num_tokens == len(ids)
+    assert main(["fit", "--text", "--window", "1", "--no-progress"]) == 0
+    assert f"text: {len(ids):,} word tokens" in capsys.readouterr().out

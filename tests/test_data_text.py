@@ -100,17 +100,18 @@ def test_chunks_concatenate_to_load_text(tmp_path, chunk):
 
 def test_word_regex():
     text = "Don't stop -- it's 3.14, O'Brien's café_2! ΟΔΟΣ"
-    assert split_text(text) == [
+    assert split_text(text) == split_text(text, keep_punctuation=False)  # the default
+    assert split_text(text, keep_punctuation=True) == [
         "don't", "stop", "-", "-", "it's", "3", ".", "14", ",", "o'brien's", "café_2", "!", "οδος",
     ]
     assert split_text(text, lower=False, keep_punctuation=False) == [
         "Don't", "stop", "it's", "3", "14", "O'Brien's", "café_2", "ΟΔΟΣ",
     ]
-    assert split_text("dogs' bone") == ["dogs", "'", "bone"]
+    assert split_text("dogs' bone", keep_punctuation=True) == ["dogs", "'", "bone"]
 
 
 def test_char_level():
-    assert split_text("Ab, c\n", "char") == ["a", "b", ",", " ", "c", "\n"]
+    assert split_text("Ab, c\n", "char", keep_punctuation=True) == ["a", "b", ",", " ", "c", "\n"]
     assert split_text("Ab, c\n", "char", lower=False, keep_punctuation=False) == ["A", "b", " ", "c", "\n"]
     with pytest.raises(ValueError, match="level must be one of"):
         split_text("x", "byte")

@@ -104,6 +104,7 @@ import numpy as np
 from xsol.data.text import TextDecodeError, _resolve, iter_text_chunks
 from xsol.data.tokenizer import PUNCTUATION_PATTERN, WORD_PATTERN, check_level
 from xsol.data.vocab import Vocabulary, _check_vocab_size, build_vocabulary
+from xsol import defaults
 
 __all__ = [
     "TextEncoder",
@@ -732,8 +733,8 @@ def count_tokens(
     source=None,
     *,
     level: str = "word",
-    lower: bool = True,
-    keep_punctuation: bool = True,
+    lower: bool = defaults.LOWER,
+    keep_punctuation: bool = defaults.KEEP_PUNCTUATION,
     chunk_chars: int = DEFAULT_CHUNK_CHARS,
     split: str = "train",
     feature: str = "text",
@@ -820,8 +821,8 @@ def build_vocabulary_streaming(
     vocab_size: int | None = None,
     min_count: int = 1,
     level: str = "word",
-    lower: bool = True,
-    keep_punctuation: bool = True,
+    lower: bool = defaults.LOWER,
+    keep_punctuation: bool = defaults.KEEP_PUNCTUATION,
     chunk_chars: int = DEFAULT_CHUNK_CHARS,
     split: str = "train",
     feature: str = "text",

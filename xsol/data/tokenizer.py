@@ -26,6 +26,7 @@ lets streaming readers cut text into chunks without splitting a word.
 from __future__ import annotations
 
 import re
+from xsol import defaults
 
 __all__ = [
     "LEVELS",
@@ -63,7 +64,7 @@ def check_level(level: str) -> str:
 
 
 def split_text(
-    text: str, level: str = "word", *, lower: bool = True, keep_punctuation: bool = True
+    text: str, level: str = "word", *, lower: bool = defaults.LOWER, keep_punctuation: bool = defaults.KEEP_PUNCTUATION
 ) -> list[str]:
     """Splits text into tokens (see the module docstring for the exact rules).
 

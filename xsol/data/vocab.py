@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from xsol.data.tokenizer import check_level, split_text
+from xsol import defaults
 
 __all__ = ["UNK", "Vocabulary", "build_vocabulary", "tokenize"]
 
@@ -50,8 +51,8 @@ class Vocabulary:
         *,
         counts: Sequence[int] | None = None,
         level: str = "word",
-        lower: bool = True,
-        keep_punctuation: bool = True,
+        lower: bool = defaults.LOWER,
+        keep_punctuation: bool = defaults.KEEP_PUNCTUATION,
     ):
         """Creates a vocabulary from its token list.
 
@@ -247,8 +248,8 @@ def build_vocabulary(
     vocab_size: int | None = None,
     min_count: int = 1,
     level: str = "word",
-    lower: bool = True,
-    keep_punctuation: bool = True,
+    lower: bool = defaults.LOWER,
+    keep_punctuation: bool = defaults.KEEP_PUNCTUATION,
 ) -> Vocabulary:
     """Builds a vocabulary from token strings (or from their counts).
 
@@ -294,8 +295,8 @@ def tokenize(
     level: str = "word",
     *,
     vocab_size: int | None = None,
-    lower: bool = True,
-    keep_punctuation: bool = True,
+    lower: bool = defaults.LOWER,
+    keep_punctuation: bool = defaults.KEEP_PUNCTUATION,
     min_count: int = 1,
 ) -> tuple[np.ndarray, Vocabulary]:
     """Tokenizes text and builds its vocabulary in one pass.

@@ -78,6 +78,7 @@ def fit_text_lm(
     tokens_path=None,
     encoding: str = "utf-8",
     errors: str = "strict",
+    workers: int | None = None,
     progress: bool = False,
 ) -> TextFit:
     """Fits explicit K-window language models to a text, streaming it (module docstring).
@@ -98,6 +99,10 @@ def fit_text_lm(
       tokens_path: keep the encoded ids in this token file (uint16 when the
         vocabulary has at most 65,536 ids, else uint32); default a temporary file.
       encoding, errors: how the text files are decoded.
+      workers: processes for the two text passes over one large file (default:
+        every CPU; 1: in this process). Scripts that call this at their top
+        level need the usual ``if __name__ == "__main__":`` guard, as for any
+        multiprocessing code.
       progress: progress bars in tokens per second.
 
     Returns:
@@ -113,14 +118,15 @@ def fit_text_lm(
     else:
         vocab = build_vocabulary_streaming(source, vocab_size=vocab_size, level=level,
                                            lower=lower, keep_punctuation=keep_punctuation,
-                                           encoding=encoding, errors=errors, progress=progress)
+                                           encoding=encoding, errors=errors, workers=workers,
+                                           progress=progress)
         encoder = WordEncoder(vocab)
     t_vocab = time.perf_counter() - t0 if tokenizer is None else 0.0
     with tempfile.TemporaryDirectory(prefix="xsol-tokens-") as tmp:
         path = os.fspath(tokens_path) if tokens_path is not None else os.path.join(tmp, "ids.bin")
         t0 = time.perf_counter()
         n = encode_text_to_file(source, path, encoder, encoding=encoding, errors=errors,
-                                progress=progress)
+                                workers=workers, progress=progress)
         t_encode = time.perf_counter() - t0
         t0 = time.perf_counter()
         fits: list[CorpusFit] = [

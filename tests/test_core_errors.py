@@ -186,5 +186,5 @@ def test_smoothing_and_sums_that_float32_cannot_hold_are_refused():
     with pytest.raises(ValueError, match="below"):
         xsol.SparseExplicitLM.fit(np.array([0, 1]), np.array([1, 0]), 2, smoothing=1e-40)
     huge = np.full((2, 3), 3e38, np.float32)
-    with pytest.raises(ValueError, match="sums to 9e\+38, more than the largest float32"):
+    with pytest.raises(ValueError, match=r"sums to 9e\+38, more than the largest float32"):
         xsol.fit_explicit(huge, np.array([0, 1]), 2, normalize="none")

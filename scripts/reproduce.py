@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from xsol.experiments.config import ReproduceConfig
+from xsol.experiments.config import ReproduceConfig, parse_seeds
 from xsol.experiments.reproduce import run
 
 
@@ -35,7 +35,9 @@ def main(argv=None) -> None:
     p.add_argument("--vocab-size", type=int, default=None)
     p.add_argument("--windows", default=None, help="e.g. 1,2,3")
     p.add_argument("--max-tokens", type=int, default=None)
-    p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2,3,4")
+    p.add_argument("--seeds", type=parse_seeds, default=None,
+                   help="a count (5: seeds 0..4) or a comma-separated list (0,3,7), as in "
+                        "xsol reproduce")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -46,19 +48,24 @@ def main(argv=None) -> None:
     p.add_argument("--image-smoothing", type=float, default=None)
     p.add_argument("--out", default="xsol-report")
     p.add_argument("--no-progress", action="store_true")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier report in --out")
+    again.add_argument("--resume", action="store_true",
+                       help="finish an interrupted report in --out")
     a = p.parse_args(argv)
     cfg = ReproduceConfig.for_scale(
         a.scale,
         image_datasets=tuple(a.datasets.split(",")) if a.datasets else None,
         data_dir=a.data_dir, image_limit=a.image_limit, test_limit=a.test_limit,
         text_source=a.text, vocab_size=a.vocab_size, windows=_ints(a.windows),
-        max_tokens=a.max_tokens, seeds=_ints(a.seeds), steps=a.steps,
+        max_tokens=a.max_tokens, seeds=a.seeds, steps=a.steps,
         learning_rate=a.learning_rate, batch_size=a.batch_size,
         lm_learning_rate=a.lm_learning_rate, lm_batch_size=a.lm_batch_size,
         hidden_widths=_ints(a.hidden), lm_smoothing=a.lm_smoothing,
         image_smoothing=a.image_smoothing, out_dir=a.out,
     )
-    run(cfg, progress=not a.no_progress)
+    run(cfg, progress=not a.no_progress, overwrite=a.overwrite, resume=a.resume)
 
 
 if __name__ == "__main__":

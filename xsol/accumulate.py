@@ -51,8 +51,9 @@ def make_accumulator(
     Dense features take ``M`` from ``X.shape[1]``.
     """
     kind = inputs.infer_kind(X, kind)
-    if num_classes is None or int(num_classes) < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if num_classes is None:
+        raise ValueError("num_classes must be a positive integer, got None")
+    num_classes = inputs.check_num_classes(num_classes)
     shape = np.shape(X)
     if kind == "ids":
         if vocab_size is None:

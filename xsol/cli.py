@@ -176,6 +176,15 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _seeds(text: str) -> tuple:
+    from xsol.experiments.config import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected {e}") from None
+
+
 def _fraction(text: str) -> float:
     try:
         v = float(text)
@@ -269,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--text", default=None, help="text for the LMs (file, directory, tfds:NAME)")
     rep.add_argument("--vocab-size", type=_positive_int, default=None)
     rep.add_argument("--windows", default=None, help="comma-separated LM windows K, e.g. 1,2,3")
-    rep.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds")
+    rep.add_argument("--seeds", type=_seeds, default=None,
+                     help="a count (5: seeds 0..4) or a comma-separated list (0,3,7)")
     rep.add_argument("--steps", type=_positive_int, default=None, help="Adam steps per run")
     rep.add_argument("--batch-size", type=_positive_int, default=None, help="image minibatch size")
     rep.add_argument("--hidden", default=None, help="comma-separated hidden widths (C5)")
@@ -298,7 +308,7 @@ def reproduce(args) -> dict:
         image_datasets=tuple(args.datasets.split(",")) if args.datasets else None,
         data_dir=args.data_dir, image_limit=args.image_limit, text_source=args.text,
         vocab_size=args.vocab_size, windows=_ints(args.windows),
-        seeds=tuple(range(args.seeds)) if args.seeds else None, steps=args.steps,
+        seeds=args.seeds, steps=args.steps,
         batch_size=args.batch_size, hidden_widths=_ints(args.hidden), out_dir=args.out,
     )
     return run(cfg, progress=not args.no_progress, overwrite=args.overwrite, resume=args.resume)

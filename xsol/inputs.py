@@ -187,6 +187,16 @@ def _range_ok(a: np.ndarray, upper: int | None) -> bool:
     return False
 
 
+def check_num_classes(num_classes) -> int:
+    """Validates ``num_classes``: a positive integer (``"3"`` or ``3.0`` are refused by name)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"num_classes must be a positive integer, got {num_classes!r} "
+                        f"({type(num_classes).__name__})")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+    return int(num_classes)
+
+
 def check_labels(y, num_examples: int, num_classes: int | None) -> np.ndarray:
     """Validates labels: integers in ``[0, num_classes)``, one per example.
 
@@ -198,6 +208,8 @@ def check_labels(y, num_examples: int, num_classes: int | None) -> np.ndarray:
     Returns:
       ``y`` as ``int32``.
     """
+    if num_classes is not None:
+        num_classes = check_num_classes(num_classes)
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must have shape (B,), got shape {y.shape}")

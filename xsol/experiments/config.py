@@ -99,3 +99,26 @@ class TaskCache:
 
     def texts(self) -> list:
         return [self.text(k) for k in self.cfg.windows]
+
+
+def parse_seeds(text: str) -> tuple:
+    """The ``--seeds`` option, the same in ``xsol reproduce`` and ``scripts/reproduce.py``.
+
+    ``"5"`` means five seeds, ``0..4``; ``"0,3,7"`` means exactly those seeds.
+
+    Raises:
+      ValueError: a count below 1, a negative or repeated seed, or not integers.
+    """
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--seeds takes a count (e.g. 5) or a comma-separated list of seeds "
+                         f"(e.g. 0,1,2), got {text!r}") from None
+    if len(values) == 1 and "," not in str(text):
+        if values[0] < 1:
+            raise ValueError(f"--seeds {values[0]}: a count of seeds must be at least 1")
+        return tuple(range(values[0]))
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise ValueError(f"--seeds {text!r}: expected distinct seeds >= 0")
+    return tuple(values)

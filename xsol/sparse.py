@@ -314,7 +314,7 @@ def _label_counts(y: np.ndarray, N: int) -> np.ndarray:
 #: Keys gathered before they are sorted and counted (the bytes are this times
 #: 4 or 8): a few large sorts, which NumPy vectorizes, rather than many small
 #: ones and many merges.
-SORT_BUFFER_KEYS = 1 << 25
+SORT_BUFFER_KEYS = 1 << 27
 
 
 def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
@@ -341,7 +341,7 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
       ValueError: no batches, or a batch is invalid (the message names it).
     """
     stack: list[SparseStats] = []
-    buf = None
+    buf = totals = labels = None
     fill = 0
     n_examples = 0
     V = N = K = 0
@@ -364,7 +364,12 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
             X, y, V_i, N_i = _prepare_ids(X, y, vocab_size, num_classes)
             if buf is None:
                 V, N, K = V_i, N_i, X.shape[1]
-                buf = np.empty(max(int(buffer_keys), X.size), _key_dtype(K * V * N))
+                kd = _key_dtype(K * V * N)
+                # A fixed buffer of about 512 MiB: 2**27 uint32 keys, or half as many uint64.
+                keys = int(buffer_keys) if kd.itemsize == 4 else max(1, int(buffer_keys) // 2)
+                buf = np.empty(max(keys, X.size), kd)
+                totals = np.zeros(K * V, np.int64)
+                labels = np.zeros(N, np.int64)
             elif X.shape[1] != K:
                 raise ValueError(f"token ids have a window of {X.shape[1]} positions, expected "
                                  f"{K} (the window of the first batch)")
@@ -376,6 +381,8 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
                 flush()
             _write_keys(Xc, yc, V, N, buf[fill:fill + Xc.size])
             fill += Xc.size
+        totals += _feature_totals(X, V)
+        labels += _label_counts(y, N)
         n_examples += X.shape[0]
     if buf is None:
         raise ValueError("no batches: the data is empty; expected at least one (X, y) batch")
@@ -384,25 +391,7 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
     out = stack.pop()
     while stack:
         out = stack.pop().merge_pairs(out)
-    # The sums from the merged counts, exactly: f_i = sum_j F_ij, and every
-    # example puts one count in each of the K blocks, so n_j = sum_{i < V} F_ij.
-    rows, cols = out.keys // N, out.keys % N
-    totals = _int_bincount(rows, out.counts, K * V)
-    labels = _int_bincount(cols[rows < V], out.counts[rows < V], N)
     return SparseStats(out.keys, out.counts, totals, labels, n_examples, V, N, K)
-
-
-def _int_bincount(index: np.ndarray, counts: np.ndarray, size: int) -> np.ndarray:
-    """``out[index[t]] += counts[t]`` in int64, exactly.
-
-    ``bincount`` adds float64 weights, exact while every partial sum stays
-    below ``2^53`` (guaranteed when the total does); otherwise ``np.add.at``.
-    """
-    if int(counts.sum()) < 1 << 53:
-        return np.bincount(index, weights=counts, minlength=size).astype(np.int64)
-    out = np.zeros(size, np.int64)
-    np.add.at(out, index, counts)
-    return out
 
 
 class SparseExplicitLM:

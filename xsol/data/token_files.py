@@ -332,6 +332,31 @@ def _whole_file_map(ids: np.ndarray):
     return None
 
 
+def _release(a: np.ndarray, start: int, length: int) -> None:
+    """Drops the pages of ``a[start:start + length]`` from this process's resident set.
+
+    For a read-only map of a file (:func:`open_token_file`) the pages stay in
+    the operating system's page cache, but no longer count as this process's
+    memory, so a pass over a file far larger than memory keeps a flat resident
+    size. Whole pages only (the next chunk's first ids may share a page), and a
+    no-op for anything that is not such a map.
+    """
+    base = getattr(a, "base", None)
+    if not (isinstance(a, np.memmap) and isinstance(base, mmap.mmap)) or not hasattr(
+            mmap, "MADV_DONTNEED"):
+        return
+    item = a.dtype.itemsize
+    offset = a.ctypes.data - np.frombuffer(base, np.uint8).ctypes.data  # a's start in the map
+    page = mmap.PAGESIZE
+    first = -(-(offset + start * item) // page) * page
+    last = (offset + (start + length) * item) // page * page
+    if last > first:
+        try:
+            base.madvise(mmap.MADV_DONTNEED, first, last - first)
+        except (OSError, ValueError):
+            pass
+
+
 def _id_checker(dtype: np.dtype, upper: int):
     """A function `chunk -> bool` (every id in `[0, upper)`, one reduction), or None if always true."""
     info = np.iinfo(dtype)
@@ -470,6 +495,7 @@ def iter_token_windows(
                 np.copyto(X, np.lib.stride_tricks.sliding_window_view(src[:-1], k), casting="unsafe")
             y = aligned_empty((b,), np.int32)
             np.copyto(y, src[k:], casting="unsafe")
+            _release(a, s, b)
             yield X, y
 
     return _batches(gen, batch_size=min(chunk, n_windows), total=n_chunks, num_examples=n_windows)

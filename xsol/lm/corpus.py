@@ -41,6 +41,11 @@ from xsol.stats import count_dtype
 from xsol.sparse import SparseExplicitLM, SparseStats, sparse_accumulate
 
 
+#: Held-out windows scored at once: the scoring's working arrays (distinct
+#: windows, looked-up entries) grow with it, so it is kept small.
+SCORE_CHUNK_TOKENS = 1 << 18
+
+
 def peak_rss_bytes() -> int:
     """The process's peak resident memory so far, in bytes.
 
@@ -147,21 +152,50 @@ def _check_vocab_size(vocab_size) -> int:
     return int(vocab_size)
 
 
-def _scorer(model):
-    """What scores a fitted model window by window.
+#: Cost of one look-up of the sparse form's window scoring (a binary search
+#: over the seen pairs) in units of one exponential of a batched logsumexp.
+LOOKUP_COST = 16
 
-    A dense explicit solution of windows of ``K > 1`` tokens is scored through
-    its sparse form (the same weights, ``W = rowconst + D``, exactly: see
-    :mod:`xsol.sparse`): each window then costs the seen entries of its rows
-    instead of ``N`` exponentials, and the loss is identical. ``K = 1`` and
-    calibrated or sparse models are scored as they are.
+
+class _WindowScorer:
+    """Scores a dense explicit solution of windows of ``K > 1`` tokens, batch by batch.
+
+    Two exact ways, chosen per batch by their cost: the batched logits
+    (``N`` exponentials per distinct window), or the sparse form of the same
+    weights (``W = rowconst + D``, :mod:`xsol.sparse`), whose cost is the seen
+    entries of each window's rows (for ``K = 2``, of the shorter row). Large
+    vocabularies favour the sparse form; small dense-ish ones the logits.
     """
+
+    def __init__(self, model: ExplicitSolution):
+        self.model = model
+        self.sparse = SparseExplicitLM(SparseStats.from_dense(model.stats, model.vocab_size,
+                                                              model.window), model.smoothing,
+                                       model.normalize)
+
+    def nll_per_example(self, X, y) -> np.ndarray:
+        rows = self.sparse._window_rows(X)
+        ctx, _ = self.sparse._unique_windows(rows)
+        ip = self.sparse._indptr
+        lengths = ip[ctx + 1] - ip[ctx]
+        lookups = lengths.min(axis=1).sum() if ctx.shape[1] == 2 else lengths.sum()
+        if lookups * LOOKUP_COST < len(ctx) * self.model.num_classes:
+            return self.sparse.nll_per_example(X, y)
+        return None  # the caller scores the batched logits
+
+    def nll_sum(self, X, y) -> float:
+        per = self.nll_per_example(X, y)
+        if per is None:
+            return self.model.nll(X, y) * len(y)
+        return float(np.sum(per, dtype=np.float64))
+
+
+def _scorer(model):
+    """What scores a fitted model: a dense explicit window model through :class:`_WindowScorer`."""
     if isinstance(model, ExplicitSolution) and model.window and model.window > 1 \
             and model.inverse_temperature == 1.0 and model.smoothing > 0 \
             and not bool(jnp.any(model.bias != 0)):
-        return SparseExplicitLM(SparseStats.from_dense(model.stats, model.vocab_size,
-                                                       model.window), model.smoothing,
-                                model.normalize)
+        return _WindowScorer(model)
     return model
 
 
@@ -185,6 +219,8 @@ def held_out_nll_sum(model, batches: Iterable, unigram: np.ndarray | None = None
             uni -= float(np.sum(unigram[y], dtype=np.float64))
         if isinstance(model, SparseExplicitLM):
             total += float(np.sum(model.nll_per_example(X, y), dtype=np.float64))
+        elif isinstance(model, _WindowScorer):
+            total += model.nll_sum(X, y)
         else:
             total += model.nll(X, y) * len(y)
         count += len(y)
@@ -271,7 +307,8 @@ def fit_token_lm(
     t0 = time.perf_counter()
     nll = uni = None
     if cut < n:
-        held = iter_token_windows(ids, window, start=cut, stop=n, chunk_tokens=chunk_tokens,
+        held = iter_token_windows(ids, window, start=cut, stop=n,
+                                  chunk_tokens=min(chunk_tokens, SCORE_CHUNK_TOKENS),
                                   vocab_size=V, source=source)
         total, count, uni_total = held_out_nll_sum(
             model, _progress(held, n - cut - window, f"score K={window}", progress),

@@ -188,3 +188,25 @@ def test_smoothing_and_sums_that_float32_cannot_hold_are_refused():
     huge = np.full((2, 3), 3e38, np.float32)
     with pytest.raises(ValueError, match=r"sums to 9e\+38, more than the largest float32"):
         xsol.fit_explicit(huge, np.array([0, 1]), 2, normalize="none")
+
+
+def test_column_totals_past_float32_are_refused_and_defaults_agree():
+    X = np.array([[2e38, 0.0], [2e38, 1.0]], np.float32)  # each row fits, the column does not
+    with pytest.raises(ValueError, match=r"total count f_i = (inf|4e\+38) .* exceeds the largest float32"):
+        xsol.fit_explicit(X, np.array([0, 1]), 2, normalize="none")
+    rng = np.random.default_rng(0)
+    Xd, yd = rng.random((50, 6)).astype(np.float32), rng.integers(0, 3, 50)
+    sol = xsol.fit_explicit(Xd, yd, 3)
+    W, _ = xsol.solve(sol.stats)  # one default smoothing for both
+    np.testing.assert_allclose(np.asarray(W), np.asarray(sol.weights), rtol=1e-6)
+    assert sol.smoothing == xsol.defaults.SMOOTHING
+
+
+def test_seeds_mean_the_same_everywhere_and_names_do_not_shadow_flax():
+    from xsol.experiments.config import parse_seeds
+
+    assert parse_seeds("3") == (0, 1, 2) and parse_seeds("0,4,7") == (0, 4, 7)
+    for bad in ("0", "-2", "1,1", "a"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+    assert not hasattr(xsol, "TrainState") and hasattr(xsol, "TrainingState")

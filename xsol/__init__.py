@@ -11,9 +11,11 @@ Main entry points:
 * :func:`token_cooccurrence`, :func:`feature_cooccurrence` -- the pure
   ``init``/``update``/``merge`` accumulators underneath.
 * :func:`softmax_nll` -- the cross-entropy of any softmax layer's weights.
+* :mod:`xsol.lm` -- explicit language models on token files and raw text of any size.
+* :mod:`xsol.scoring` -- scoring in bounded memory; :mod:`xsol.defaults` -- the defaults.
 """
 
-from xsol import data
+from xsol import data, defaults
 from xsol.accumulate import BatchError, accumulate
 from xsol.explicit import (
     DEFAULT_SMOOTHING,
@@ -78,3 +80,5 @@ __all__ = [
     "solve",
     "token_cooccurrence",
 ]
+
+from xsol import lm, scoring  # noqa: E402 - after the names they build on

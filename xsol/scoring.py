@@ -318,6 +318,12 @@ def fit_inverse_temperature(weights, bias, X, y, *, kind: str, normalize: str = 
     else:
         step = batch_rows or rows_per_batch(N, n)
         s_y_total = None
+        if step >= n:  # every score fits in one batch: compute them once, Newton on device
+            from xsol.temperature import fit_inverse_temperature as newton  # noqa: PLC0415
+
+            scores = _batch_logits(weights, jnp.zeros_like(bias), jnp.float32(1.0),
+                                   _slice(X, 0, n, n), kind=kind, normalize=normalize)
+            return newton(scores, bias, jnp.asarray(y))
     beta = 1.0
     for _ in range(max_iter):
         mean_sum = var_sum = 0.0

@@ -1,4 +1,4 @@
-"""The one-hot explicit solution is the exact optimum (DESIGN.md case A)."""
+"""The one-hot explicit solution is the exact optimum (docs/math.md case A)."""
 
 import jax
 import pytest

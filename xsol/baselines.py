@@ -1,7 +1,7 @@
 """One-pass and iterative baselines from scikit-learn, scored like xsol's solutions.
 
 * Multinomial naive Bayes (``MultinomialNB``): the closest one-pass relative of
-  the explicit solution (DESIGN.md section 1, B).
+  the explicit solution (docs/math.md section 1, B).
 * Multinomial logistic regression (``LogisticRegression``, lbfgs): the same
   softmax layer trained to (near) convergence on raw or normalized features.
 """

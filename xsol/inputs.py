@@ -9,7 +9,7 @@ Two kinds of input reach a softmax layer ``z = x~ W + b``:
 * **dense features** (``kind="dense"``): a float (or ``uint8``/``bool``) array
   of shape ``(B, M)`` with non-negative entries.
 
-``normalize="l1"`` (the default, DESIGN.md case B) divides each example by the
+``normalize="l1"`` (the default, docs/math.md case B) divides each example by the
 sum of its entries, ``x~ = x / sum(x)``, so every example is a distribution
 over features; an all-zero example stays zero. For ids this is a factor
 ``1 / K``. ``normalize="none"`` uses ``x`` as it is.
@@ -289,7 +289,7 @@ def check_dense_shape(X) -> None:
 def check_dense_values(X) -> None:
     """Refuses negative or non-finite dense features (one pass over ``X``).
 
-    The explicit solution needs ``x >= 0`` (DESIGN.md case B).
+    The explicit solution needs ``x >= 0`` (docs/math.md case B).
     """
     if X.dtype == np.bool_ or np.issubdtype(X.dtype, np.unsignedinteger):
         return

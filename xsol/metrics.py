@@ -2,7 +2,7 @@
 
 For one-hot and L1-normalized inputs the logits do not change when a constant
 is added to a row of ``W`` (every example's features sum to 1, so every logit
-moves by the same amount; DESIGN.md "Identifiability"). Weights are therefore
+moves by the same amount; docs/math.md "Identifiability"). Weights are therefore
 compared after row-centering,
 
     C(W)_ij = W_ij - (1/N) sum_j' W_ij',

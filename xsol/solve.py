@@ -1,4 +1,4 @@
-"""Explicit weights from co-occurrence statistics (DESIGN.md section 1).
+"""Explicit weights from co-occurrence statistics (docs/math.md section 1).
 
 For one-hot inputs (a bigram language model, or one block per window position)
 the gradient of the cross-entropy vanishes at

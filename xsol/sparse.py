@@ -12,7 +12,7 @@ gives the non-zero entries of ``F`` exactly (integers, int64), as a
 sorted lists), so merging is exact and associative.
 
 **Solution.** With additive smoothing ``a > 0`` the explicit weights
-(DESIGN.md section 1, A) are
+(docs/math.md section 1, A) are
 
     W_ij = log(F_ij + a) - log(f_i + N a)
 

@@ -2,7 +2,7 @@
 
 Everything the explicit solution needs is the feature-by-label co-occurrence
 matrix ``F = X~^T Y`` (``M x N``, ``Y`` the one-hot labels) and its sums,
-gathered in one pass over the data (DESIGN.md section 1). Statistics are sums,
+gathered in one pass over the data (docs/math.md section 1). Statistics are sums,
 so they merge associatively: shards on several devices combine with one
 ``psum`` and a stream can stop and resume from a saved state.
 

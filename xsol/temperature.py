@@ -1,7 +1,7 @@
 """One scalar fitted to the explicit solution's scale (its inverse temperature).
 
 The explicit weights fix the direction of ``W`` but not its best scale
-(DESIGN.md section 1, B). Scaling the logits, ``z(beta) = beta * x~ W + b``,
+(docs/math.md section 1, B). Scaling the logits, ``z(beta) = beta * x~ W + b``,
 leaves every prediction (argmax) unchanged and lowers the cross-entropy a lot.
 The mean loss is convex in ``beta`` (a log-sum-exp of functions affine in beta),
 so Newton's method finds the optimum in a few steps:

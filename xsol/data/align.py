@@ -2,7 +2,7 @@
 
 `jax.device_put` (and every jitted call on a numpy argument) copies a host
 array unless it is C-contiguous, native-endian and starts on an `ALIGNMENT`
-byte boundary; such a copy costs much more than a numpy copy (DESIGN.md
+byte boundary; such a copy costs much more than a numpy copy (docs/math.md
 section 5). These helpers make arrays that meet the rule, in numpy only, so
 data loaders can produce them without importing JAX. `xsol.inputs`
 re-exports them.
@@ -23,7 +23,7 @@ def is_aligned(a: np.ndarray, alignment: int = ALIGNMENT) -> bool:
     """Whether ``a`` is C-contiguous, native-endian and starts on an ``alignment``-byte boundary.
 
     Such arrays reach a CPU device without a copy; others are copied by
-    ``jax.device_put`` (much slower than a numpy copy: DESIGN.md section 5).
+    ``jax.device_put`` (much slower than a numpy copy: docs/math.md section 5).
     """
     return (
         a.flags.c_contiguous

@@ -1,7 +1,7 @@
 """Computational savings of the explicit solution, and how they grow (claim C6).
 
 For one softmax layer, the explicit solution costs one statistics pass plus an
-element-wise solve (DESIGN.md section 1); backpropagation costs many optimizer
+element-wise solve (docs/math.md section 1); backpropagation costs many optimizer
 steps, each a forward and backward pass over the data plus an update of every
 weight. This module measures, model by model, what each method pays to reach
 the same training loss:

@@ -17,7 +17,7 @@ from xsol.serialize import save_figure
 
 
 def centered(W) -> np.ndarray:
-    """``W - mean_j W_ij``: row-centered weights (DESIGN.md, identifiability)."""
+    """``W - mean_j W_ij``: row-centered weights (docs/math.md, identifiability)."""
     W = np.asarray(W, np.float64)
     return W - W.mean(axis=1, keepdims=True)
 

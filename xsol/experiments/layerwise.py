@@ -2,7 +2,7 @@
 
 A one-hidden-layer :class:`xsol.models.MLP` with a softmax hidden activation,
 ``h = softmax(x~ W_1 + b_1)`` and ``logits = h W_2 + b_2``, is built without
-backpropagation (DESIGN.md, "Multi-layer, locally by layer"):
+backpropagation (docs/math.md, "Multi-layer, locally by layer"):
 
 1. **Hidden targets.** Every layer needs a target for its outputs. The hidden
    code must be *predictable from the inputs* (so that layer 1's explicit

@@ -54,6 +54,9 @@ def atomic_open(path, mode: str = "w", **kwargs):
     directory = os.path.dirname(os.path.abspath(path))
     suffix = os.path.splitext(path)[1]
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the permissions open() would give, not mkstemp's 0600
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f

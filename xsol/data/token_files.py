@@ -31,13 +31,13 @@ import errno
 import mmap
 import numbers
 import os
-import secrets
 
 import numpy as np
 
 from xsol.data.align import aligned_empty
 from xsol.data.streaming import SizedBatches, _batches
 from xsol.data.windows import check_window
+from xsol.serialize import atomic_open
 
 __all__ = [
     "TokenFileError",
@@ -256,25 +256,13 @@ def write_token_file(path, ids, dtype=None) -> int:
             p,
         )
 
-    tmp = os.path.join(folder, f".{os.path.basename(p)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if _is_npy(p):
-                header = np.lib.format.header_data_from_array_1_0(np.empty(0, dt))
-                header["shape"] = (len(a),)
-                np.lib.format.write_array_header_1_0(f, header)
-            for i in range(0, len(a), _WRITE_CHUNK):
-                f.write(np.ascontiguousarray(a[i:i + _WRITE_CHUNK], dtype=dt).data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(p, "wb") as f:
+        if _is_npy(p):
+            header = np.lib.format.header_data_from_array_1_0(np.empty(0, dt))
+            header["shape"] = (len(a),)
+            np.lib.format.write_array_header_1_0(f, header)
+        for i in range(0, len(a), _WRITE_CHUNK):
+            f.write(np.ascontiguousarray(a[i:i + _WRITE_CHUNK], dtype=dt).data)
     return len(a)
 
 

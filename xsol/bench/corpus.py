@@ -50,6 +50,8 @@ import time
 
 import numpy as np
 
+from xsol.serialize import atomic_open
+
 #: The Zipfian Markov chain's defaults (see :func:`write_markov_corpus`).
 MARKOV_FOLLOW = 0.75
 MARKOV_EXPONENT = 1.1
@@ -137,12 +139,6 @@ def _token_dtype(vocab_size: int, dtype) -> np.dtype:
     return dt
 
 
-def _open_output(path: str):
-    folder = os.path.dirname(path) or "."
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    return tmp, open(tmp, "wb")
-
-
 def write_markov_corpus(path, num_tokens: int, vocab_size: int, *, seed: int = 0, dtype=None,
                         follow: float = MARKOV_FOLLOW, exponent: float = MARKOV_EXPONENT,
                         unigram_exponent: float = MARKOV_UNIGRAM_EXPONENT,
@@ -215,49 +211,40 @@ def write_markov_corpus(path, num_tokens: int, vocab_size: int, *, seed: int = 0
     threshold = np.uint64(min(int(round(follow * 2**32)), 1 << 32))
 
     p = os.fspath(path)
-    tmp, f = _open_output(p)
-    try:
-        with f:
-            if p.lower().endswith(".npy"):
-                header = np.lib.format.header_data_from_array_1_0(np.empty(0, dt))
-                header["shape"] = (n,)
-                np.lib.format.write_array_header_1_0(f, header)
-            carry = -1
-            for s in range(0, n, chunk):
-                e = min(n, s + chunk)
-                H = _position_hashes(int(seed), s, e)
-                U = H & _LOW32
-                fol = (H >> np.uint64(32)) < threshold
-                if s == 0:
-                    fol[0] = False
-                # x[0] is the previous chunk's last token; x[i + 1] is position s + i.
-                x = np.empty(e - s + 1, np.int64)
-                x[0] = carry
-                resets = np.flatnonzero(~fol)
-                x[resets + 1] = unigram(U[resets])
-                steps = np.flatnonzero(fol)
-                if steps.size:
-                    pos = np.arange(e - s, dtype=np.int64)
-                    last = np.maximum.accumulate(np.where(fol, -1, pos))
-                    depth = (pos - last)[steps]  # successor steps since the last unigram draw
-                    if depth.max() < (1 << 16):
-                        depth = depth.astype(np.uint16)  # sorted by a radix sort
-                    order = np.argsort(depth, kind="stable")
-                    bounds = np.cumsum(np.bincount(depth))
-                    steps, ranks = steps[order], succ(U[steps])[order]
-                    for d in range(1, len(bounds)):
-                        i, r = steps[bounds[d - 1]:bounds[d]], ranks[bounds[d - 1]:bounds[d]]
-                        prev = x[i]  # position s + i - 1, resolved at depth d - 1
-                        x[i + 1] = P[(A[prev] * r + B[prev]) % V]
-                carry = int(x[-1])
-                f.write(x[1:].astype(dt).tobytes())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(p, "wb") as f:
+        if p.lower().endswith(".npy"):
+            header = np.lib.format.header_data_from_array_1_0(np.empty(0, dt))
+            header["shape"] = (n,)
+            np.lib.format.write_array_header_1_0(f, header)
+        carry = -1
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            H = _position_hashes(int(seed), s, e)
+            U = H & _LOW32
+            fol = (H >> np.uint64(32)) < threshold
+            if s == 0:
+                fol[0] = False
+            # x[0] is the previous chunk's last token; x[i + 1] is position s + i.
+            x = np.empty(e - s + 1, np.int64)
+            x[0] = carry
+            resets = np.flatnonzero(~fol)
+            x[resets + 1] = unigram(U[resets])
+            steps = np.flatnonzero(fol)
+            if steps.size:
+                pos = np.arange(e - s, dtype=np.int64)
+                last = np.maximum.accumulate(np.where(fol, -1, pos))
+                depth = (pos - last)[steps]  # successor steps since the last unigram draw
+                if depth.max() < (1 << 16):
+                    depth = depth.astype(np.uint16)  # sorted by a radix sort
+                order = np.argsort(depth, kind="stable")
+                bounds = np.cumsum(np.bincount(depth))
+                steps, ranks = steps[order], succ(U[steps])[order]
+                for d in range(1, len(bounds)):
+                    i, r = steps[bounds[d - 1]:bounds[d]], ranks[bounds[d - 1]:bounds[d]]
+                    prev = x[i]  # position s + i - 1, resolved at depth d - 1
+                    x[i + 1] = P[(A[prev] * r + B[prev]) % V]
+            carry = int(x[-1])
+            f.write(x[1:].astype(dt).tobytes())
     return n
 
 
@@ -280,25 +267,16 @@ def write_tiled_text(path, num_bytes: int) -> int:
         raise ValueError(f"num_bytes must be positive, got {num_bytes}")
     block = (load_text(None) + "\n\n").encode("utf-8")
     p = os.fspath(path)
-    tmp, f = _open_output(p)
-    try:
-        with f:
-            left = total
-            while left >= len(block):
-                f.write(block)
-                left -= len(block)
-            if left:
-                cut = left
-                while cut > 0 and (block[cut] & 0xC0) == 0x80:  # inside a multibyte character
-                    cut -= 1
-                f.write(block[:cut] + b"\n" * (left - cut))
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(p, "wb") as f:
+        left = total
+        while left >= len(block):
+            f.write(block)
+            left -= len(block)
+        if left:
+            cut = left
+            while cut > 0 and (block[cut] & 0xC0) == 0x80:  # inside a multibyte character
+                cut -= 1
+            f.write(block[:cut] + b"\n" * (left - cut))
     return total
 
 

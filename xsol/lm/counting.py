@@ -25,28 +25,18 @@ import numpy as np
 
 from xsol.inputs import aligned_empty
 from xsol.solve import available_cpus
-from xsol.sparse import _key_dtype, _runs
+from xsol.sparse import _count_sorted, _feature_totals, _key_dtype, _label_counts, _write_keys
 from xsol.stats import CoocStats, count_dtype, max_count
 
 
 def _chunk_pairs(X: np.ndarray, y: np.ndarray, V: int, N: int):
     """Sorted distinct flat keys of one chunk and their counts, plus row and label counts."""
     B, K = X.shape
-    kd = _key_dtype(K * V * N)
-    keys = np.empty(B * K, kd)
-    yk = y.astype(kd)
-    for k in range(K):
-        part = keys[k * B:(k + 1) * B]
-        np.add(X[:, k], k * V, out=part, casting="unsafe")
-        part *= kd.type(N)
-        part += yk
+    keys = np.empty(B * K, _key_dtype(K * V * N))
+    _write_keys(X, y, V, N, keys)
     keys.sort()
-    starts = _runs(keys)
-    counts = np.empty(len(starts), np.int64)
-    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
-    counts[-1] = len(keys) - starts[-1]
-    rows = np.concatenate([np.bincount(X[:, k], minlength=V) for k in range(K)])
-    return keys[starts], counts, rows, np.bincount(y, minlength=N), B
+    uniq, counts = _count_sorted(keys)
+    return uniq, counts, _feature_totals(X, V), _label_counts(y, N), B
 
 
 def count_windows_host(batches: Iterable, vocab_size: int, num_classes: int, window: int, *,

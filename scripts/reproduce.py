@@ -4,7 +4,7 @@
 Calls :func:`xsol.experiments.reproduce.run`; every flag maps to a field of
 :class:`xsol.experiments.config.ReproduceConfig`. Examples:
 
-    # MNIST through tensorflow-datasets on a GPU, 5 seeds, 3000 Adam steps
+    # MNIST through tensorflow-datasets on a GPU, 10 seeds, 3000 steps per tuned baseline
     python scripts/reproduce.py --scale full --datasets digits,mnist --out runs/mnist
 
     # Fashion-MNIST from local IDX files, wider hidden layers, a larger vocabulary
@@ -18,6 +18,10 @@ import argparse
 
 from xsol.experiments.config import ReproduceConfig, parse_seeds
 from xsol.experiments.reproduce import run
+
+
+def _floats(text):
+    return None if text is None else tuple(float(v) for v in text.split(",") if v.strip())
 
 
 def _ints(text):
@@ -39,9 +43,10 @@ def main(argv=None) -> None:
                    help="a count (5: seeds 0..4) or a comma-separated list (0,3,7), as in "
                         "xsol reproduce")
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--lr-grid", default=None,
+                   help="learning rates every baseline is swept over, e.g. 1e-3,1e-2,0.1,1 "
+                        "(default: the scale's log grid)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lm-learning-rate", type=float, default=None)
     p.add_argument("--lm-batch-size", type=int, default=None)
     p.add_argument("--hidden", default=None, help="hidden widths, e.g. 64,256")
     p.add_argument("--lm-smoothing", type=float, default=None)
@@ -60,8 +65,7 @@ def main(argv=None) -> None:
         data_dir=a.data_dir, image_limit=a.image_limit, test_limit=a.test_limit,
         text_source=a.text, vocab_size=a.vocab_size, windows=_ints(a.windows),
         max_tokens=a.max_tokens, seeds=a.seeds, steps=a.steps,
-        learning_rate=a.learning_rate, batch_size=a.batch_size,
-        lm_learning_rate=a.lm_learning_rate, lm_batch_size=a.lm_batch_size,
+        lr_grid=_floats(a.lr_grid), batch_size=a.batch_size, lm_batch_size=a.lm_batch_size,
         hidden_widths=_ints(a.hidden), lm_smoothing=a.lm_smoothing,
         image_smoothing=a.image_smoothing, out_dir=a.out,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from xsol.experiments.tasks import Task, image_task, text_task
+from xsol.experiments.sweep import lr_grid
+from xsol.experiments.tasks import Task, image_task, text_task, validation_split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,14 +24,22 @@ class ReproduceConfig:
       vocab_size: word vocabulary cap (including ``<unk>``).
       windows: context windows ``K`` for the language-model tasks.
       max_tokens: truncate the token stream (None: all).
-      seeds: one run per seed; a seed picks a resample of the training set
+      seeds: one run per seed; a seed picks a resample of the fitting part
         (``resample_fraction`` of it), the random init and the minibatches.
-      resample_fraction: fraction of training examples each seed keeps.
+      resample_fraction: fraction of the fitting examples each seed keeps.
+      validation_fraction: the part of the training examples set aside to
+        choose learning rates and penalties (:func:`validation_split`).
       steps: optimizer steps per gradient run.
-      learning_rate: Adam's learning rate for image tasks.
+      lr_grid: learning rates every gradient baseline is swept over (log grid;
+        chosen on the validation split, :mod:`xsol.experiments.sweep`).
+      optimizers: the tuned baselines (keys of ``sweep.OPTIMIZERS``).
       batch_size: minibatch size for image tasks (None: full batch).
-      lm_learning_rate: Adam's learning rate for language models.
       lm_batch_size: minibatch size for language models (None: full batch).
+      optimum_l2_grid: L2 penalties for the optimum of image tasks (chosen on
+        the validation split; image data can be separable, where the
+        unpenalized optimum does not exist).
+      optimum_max_iter: L-BFGS iteration cap of every optimum.
+      smoothing_grid: smoothing values across which C1's gap is reported.
       hidden_widths: hidden-layer widths for the multi-layer experiments.
       lm_smoothing: additive smoothing for the language models.
       image_smoothing: additive smoothing for dense features.
@@ -46,13 +55,17 @@ class ReproduceConfig:
     vocab_size: int = 500
     windows: tuple = (1, 2)
     max_tokens: int | None = None
-    seeds: tuple = (0, 1, 2)
+    seeds: tuple = (0, 1, 2, 3, 4)
     resample_fraction: float = 0.9
+    validation_fraction: float = 0.15
     steps: int = 300
-    learning_rate: float = 1e-2
+    lr_grid: tuple = lr_grid(1e-3, 10.0, 2)
+    optimizers: tuple = ("adam", "sgd_momentum")
     batch_size: int | None = None
-    lm_learning_rate: float = 5e-2
     lm_batch_size: int | None = 4096
+    optimum_l2_grid: tuple = (1e-7, 1e-6, 1e-5, 1e-4)
+    optimum_max_iter: int = 500
+    smoothing_grid: tuple = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
     hidden_widths: tuple = (32,)
     lm_smoothing: float = 0.01
     image_smoothing: float = 0.01
@@ -63,11 +76,14 @@ class ReproduceConfig:
         """The defaults of a scale, with ``overrides`` (None values are ignored)."""
         presets = {
             "tiny": dict(vocab_size=300, windows=(1,), max_tokens=20000, seeds=(0, 1),
-                         steps=40, hidden_widths=(16,), image_limit=600),
+                         steps=40, hidden_widths=(16,), image_limit=600,
+                         lr_grid=lr_grid(1e-2, 10.0, 1), optimum_l2_grid=(1e-6, 1e-4),
+                         optimum_max_iter=100, smoothing_grid=(1e-3, 1e-1)),
             "quick": dict(),
             "full": dict(image_datasets=("digits", "fashion_mnist"), vocab_size=2000,
-                         windows=(1, 2, 3), seeds=(0, 1, 2, 3, 4), steps=3000,
-                         hidden_widths=(64, 256), batch_size=None),
+                         windows=(1, 2, 3), seeds=tuple(range(10)), steps=3000,
+                         hidden_widths=(64, 256), batch_size=None,
+                         lr_grid=lr_grid(1e-4, 10.0, 2), optimum_max_iter=3000),
         }
         if scale not in presets:
             raise ValueError(f"scale must be one of {tuple(presets)}, got {scale!r}")
@@ -93,6 +109,23 @@ class TaskCache:
         """The word-level next-token task with a ``window``-token context."""
         return text_task(self.cfg.text_source, vocab_size=self.cfg.vocab_size, window=window,
                          max_tokens=self.cfg.max_tokens)
+
+    @functools.lru_cache(maxsize=None)
+    def split(self, name: str) -> tuple:
+        """``(fit_task, (X_val, y_val))`` for the loaded task ``name`` (:func:`validation_split`)."""
+        task = self._by_name()[name]
+        return validation_split(task, self.cfg.validation_fraction)
+
+    def _by_name(self) -> dict:
+        tasks = {}
+        for n in self.cfg.image_datasets:
+            try:
+                tasks[self.image(n).name] = self.image(n)
+            except FileNotFoundError:
+                pass
+        for k in self.cfg.windows:
+            tasks[self.text(k).name] = self.text(k)
+        return tasks
 
     def images(self) -> list:
         return [self.image(n) for n in self.cfg.image_datasets]

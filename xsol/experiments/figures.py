@@ -73,3 +73,46 @@ def plot_metric_by_task(runs: dict, metric: str, inits, path, *, ylabel: str,
     save_figure(fig, path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def plot_by_rate(curves: dict, path, *, ylabel: str, title: str = "", hline=None) -> str:
+    """One panel per task: a quantity against the learning rate (log axis), mean ± std over seeds.
+
+    Args:
+      curves: ``{task: {label: (rates, values (seeds, rates), chosen rates)}}``;
+        the chosen rates (one per seed) are marked on the curve.
+      path: PNG path.
+      ylabel: y-axis label.
+      title: figure title.
+      hline: ``(value, label)`` reference line drawn in every panel.
+
+    Returns:
+      ``path`` as a string.
+    """
+    plt = _pyplot()
+    names = list(curves)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for label, (rates, values, chosen) in curves[name].items():
+            v = np.asarray(values, np.float64)
+            mean = np.nanmean(v, 0) if v.ndim == 2 else v
+            std = np.nanstd(v, 0) if v.ndim == 2 else np.zeros_like(v)
+            line, = ax.plot(rates, mean, marker=".", label=label)
+            ax.fill_between(rates, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+            for c in sorted(set(chosen)):
+                ax.plot([c], [mean[list(rates).index(c)]], marker="o", mfc="none", ms=9,
+                        color=line.get_color())
+        if hline is not None:
+            ax.axhline(hline[0], color="k", ls="--", lw=0.8, label=hline[1])
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("learning rate (circles: chosen on validation)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -7,6 +7,22 @@ A measurable proxy for "interpretable": the correlation of each class's
 centered weight image with that class's mean input minus the overall mean
 input (its template). For a bigram LM, row ``i`` is ``log P(next | word i)``
 and its largest entries are the most likely next tokens.
+
+The readout divergence (:func:`readout_divergence`) is C8's measure. Any
+softmax layer ``(W, b)`` predicts, for an input made of feature ``i`` alone
+(``x~ = e_i``), the label distribution ``p_i = softmax(W_i + b)``: the row's
+readout. It is measured against what held-out data say about feature ``i``,
+``q_i = F'_i / f'_i`` (the held-out co-occurrences ``F'`` of the feature with
+each label, normalized), weighted by the feature's held-out mass:
+
+    ``D = sum_i f'_i KL(q_i || p_i) / sum_i f'_i``  (nats; rows with ``f'_i = 0`` skipped).
+
+Low ``D`` means each row can be read, on its own, as the conditional label
+distribution of its feature, and that reading holds on data the weights did
+not see. Unlike the template correlation, which a single gradient step from
+zero already maximizes (that step is ``F - f 1^T / N``, the templates
+themselves), it does not reward weights for pointing in the first gradient's
+direction.
 """
 
 from __future__ import annotations
@@ -42,6 +58,35 @@ def template_correlation(W, X, y, num_classes: int) -> np.ndarray:
             t = Xn[m].mean(0) - overall
             out[j] = np.corrcoef(C[:, j], t)[0, 1]
     return out
+
+
+def readout_divergence(W, b, F) -> float:
+    """``D = sum_i f_i KL(q_i || softmax(W_i + b)) / sum_i f_i`` with ``q_i = F_i / f_i`` (module docstring).
+
+    Args:
+      W: weights ``(M, N)``.
+      b: bias ``(N,)``.
+      F: held-out co-occurrences ``(M, N)`` (counts or normalized mass).
+
+    Returns:
+      The divergence in nats (float64 arithmetic).
+    """
+    W = np.asarray(W, np.float64)
+    b = np.asarray(b, np.float64).reshape(1, -1)
+    F = np.asarray(F, np.float64)
+    if W.shape != F.shape:
+        raise ValueError(f"weights {W.shape} and held-out co-occurrences {F.shape} differ in shape")
+    f = F.sum(1)
+    rows = f > 0
+    if not rows.any():
+        raise ValueError("the held-out co-occurrences are all zero")
+    Z = W[rows] + b
+    Z = Z - Z.max(1, keepdims=True)
+    log_p = Z - np.log(np.exp(Z).sum(1, keepdims=True))
+    q = F[rows] / f[rows, None]
+    nz = q > 0
+    kl_terms = np.where(nz, q * (np.log(np.where(nz, q, 1.0)) - log_p), 0.0)
+    return float(np.sum(f[rows] * kl_terms.sum(1)) / f[rows].sum())
 
 
 def draw_weight_images(weights: dict, image_shape, path, class_names=None) -> str:

@@ -8,9 +8,8 @@ import math
 import os
 from pathlib import Path
 
+from xsol.experiments.verdicts import VERDICTS
 from xsol.serialize import to_jsonable, write_json, write_text
-
-VERDICTS = ("holds", "partly", "does not hold", "not run")
 
 
 @dataclasses.dataclass
@@ -52,6 +51,7 @@ class ClaimResult:
       plots: PNG file names (relative to the output folder).
       notes: further sentences (method, caveats).
       data: everything measured, for ``results.json``.
+      rule: the verdict rule, printed beside the verdict.
     """
 
     claim: str
@@ -62,14 +62,19 @@ class ClaimResult:
     plots: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
     data: dict = dataclasses.field(default_factory=dict)
+    rule: str = ""
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
-def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol reproduce") -> dict:
+def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol reproduce",
+                 setup: dict | None = None) -> dict:
     """Writes ``report.md`` and ``results.json`` into ``out_dir``.
+
+    ``setup`` is an optional section placed before the claims:
+    ``{"title", "notes", "tables", "plots", "data"}`` (how baselines were tuned).
 
     Returns:
       ``{"report": path, "json": path}``.
@@ -84,18 +89,30 @@ def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol r
     lines += [
         "Claims of Williams & Zhao (2023), arXiv:2311.07498, measured on real data. "
         "Each section gives the setting, a table (mean ± standard deviation over seeds "
-        "unless stated), plots, and a one-line verdict: *holds*, *partly* or *does not hold*.",
+        "unless stated), plots, and a one-line verdict: *holds*, *partly*, *inconclusive* "
+        "(the confidence interval contains the rule's threshold) or *does not hold*, beside "
+        "the rule that decides it.",
         "",
         "## Verdicts",
         "",
-        "| claim | verdict | evidence |",
-        "|---|---|---|",
+        "| claim | verdict | rule | evidence |",
+        "|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r.claim}: {r.title} | **{r.verdict}** | {r.summary} |")
+        lines.append(f"| {r.claim}: {r.title} | **{r.verdict}** | {r.rule or '–'} | {r.summary} |")
     lines += ["", "## Settings", "", "```", json.dumps(to_jsonable(settings), indent=2), "```", ""]
+    if setup:
+        lines += [f"## {setup.get('title', 'Setup')}", ""]
+        for note in setup.get("notes", []):
+            lines += [note, ""]
+        for t in setup.get("tables", []):
+            lines += [t.markdown(), ""]
+        for p in setup.get("plots", []):
+            lines += [f"![setup]({p})", ""]
     for r in results:
         lines += [f"## {r.claim}: {r.title}", "", f"**Verdict: {r.verdict}.** {r.summary}", ""]
+        if r.rule:
+            lines += [f"*Rule:* {r.rule}", ""]
         for note in r.notes:
             lines += [note, ""]
         for t in r.tables:
@@ -106,11 +123,16 @@ def write_report(out_dir, results: list, settings: dict, *, title: str = "xsol r
     write_text(report, "\n".join(lines))
     payload = {
         "settings": settings,
+        "setup": None if not setup else {
+            "notes": setup.get("notes", []), "plots": setup.get("plots", []),
+            "tables": [{"caption": t.caption, "rows": t.rows} for t in setup.get("tables", [])],
+            "data": setup.get("data", {})},
         "claims": [
             {
                 "claim": r.claim,
                 "title": r.title,
                 "verdict": r.verdict,
+                "rule": r.rule,
                 "summary": r.summary,
                 "notes": r.notes,
                 "plots": r.plots,

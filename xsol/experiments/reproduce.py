@@ -113,15 +113,18 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
     tasks, skipped = _load_tasks(cfg, cache, log)
     for t in tasks:
         log(t.describe())
-    runs = folder.stage("runs", lambda: run_all(tasks, cfg, progress=progress))
+    shared = folder.stage("runs", lambda: run_all(tasks, cfg, cache, progress=progress))
+    runs, setups = shared["runs"], shared["setups"]
     traj_dir = out / "trajectories"
     traj_dir.mkdir(exist_ok=True)
     for name, rs in runs.items():
         for r in rs:
-            for init, traj in r.adam.items():
-                stem = f"{name.replace(' ', '_').replace('=', '')}_seed{r.seed}_{init}"
-                traj.to_json(traj_dir / f"{stem}.json")
-                traj.to_csv(traj_dir / f"{stem}.csv")
+            for opt, by_start in r.grids.items():
+                for init in by_start:
+                    traj = r.tuned(opt, init)
+                    stem = f"{name.replace(' ', '_').replace('=', '')}_seed{r.seed}_{opt}_{init}"
+                    traj.to_json(traj_dir / f"{stem}.json")
+                    traj.to_csv(traj_dir / f"{stem}.csv")
     by_name = {t.name: t for t in tasks}
     experiments = [
         ("C1", "explicit LM solution is near-optimal", lambda: claims.claim_c1(runs, out, cfg)),
@@ -134,7 +137,8 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
          lambda: _layerwise(cfg, cache, out, progress)),
         ("C6", "computational savings grow with model size",
          lambda: _cost(cfg, cache, out, progress)),
-        ("C7", "warm start + backprop finds better optima", lambda: claims.claim_c7(runs, out, cfg)),
+        ("C7", "warm start + backprop finds better optima",
+         lambda: _networks(cfg, cache, out, progress)),
         ("C8", "explicit weights are interpretable",
          lambda: claims.claim_c8(runs, by_name, out, cfg)),
     ]
@@ -145,6 +149,9 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
                     command=" ".join(sys.argv), seconds=time.perf_counter() - t_start,
                     complete=complete, finished_stages=list(folder.stages))
 
+    notes, tables, plots, data = claims.tuning_section(runs, setups, out, cfg)
+    setup = dict(title="How the baselines were tuned and the optima found", notes=notes,
+                 tables=tables, plots=plots, data=data)
     results = []
     for claim, title, fn in experiments:
         if folder.done(claim):
@@ -154,8 +161,8 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
             if not result.data.get("failed"):  # a failed experiment is retried on --resume
                 folder.save(claim, result)
         results.append(result)
-        write_report(out, results, settings(complete=False))
-    paths = write_report(out, results, settings(complete=True))
+        write_report(out, results, settings(complete=False), setup=setup)
+    paths = write_report(out, results, settings(complete=True), setup=setup)
     folder.write_status(complete=True)
     log("")
     log("| claim | verdict | evidence |")
@@ -170,6 +177,12 @@ def _layerwise(cfg, cache, out, progress) -> ClaimResult:
     from xsol.experiments import layerwise
 
     return layerwise.run(cfg, cache, out, progress=progress)
+
+
+def _networks(cfg, cache, out, progress) -> ClaimResult:
+    from xsol.experiments import layerwise
+
+    return layerwise.run_c7(cfg, cache, out, progress=progress)
 
 
 def _cost(cfg, cache, out, progress) -> ClaimResult:

@@ -1,14 +1,28 @@
-"""The shared runs behind claims C1-C4, C7 and C8, computed once per task and seed.
+"""The shared runs behind claims C1-C4 and C8, computed once per task and seed.
 
-For one task and one seed (a resample of the training set) a :class:`SeedRuns`
-holds:
+Per task, once (:func:`setup_task`): the training examples are split into a
+fitting part and a validation split (:func:`xsol.experiments.tasks.validation_split`);
+for image tasks the L2 penalty of the reference optimum is chosen on the
+validation split from ``cfg.optimum_l2_grid`` (image data is often separable,
+where the unpenalized optimum does not exist; the unpenalized fit is kept as a
+diagnostic). Language models use the unpenalized training loss, whose infimum
+is C1's reference.
 
-* the explicit solution (one counting pass) and its temperature-calibrated copy;
-* the true optimum of the training loss by full-batch L-BFGS from zero;
-* three Adam runs with identical settings and minibatches: from random init,
-  from the explicit weights, and from the calibrated explicit weights, each a
-  trajectory that records losses, accuracy/perplexity and the row-centered
-  cosine/distance to the explicit weights.
+Per seed (:func:`run_seed`, a seeded resample of the fitting part), a
+:class:`SeedRuns` holds:
+
+* the explicit solution (one counting pass), its temperature-calibrated copy
+  and, for images, the prior counted once; for language models the training
+  loss across ``cfg.smoothing_grid``;
+* the reference optimum by full-batch L-BFGS (:func:`xsol.optimum.fit_optimum`)
+  with its convergence flag;
+* for every optimizer in ``cfg.optimizers`` and every start (random init, the
+  explicit weights, the calibrated explicit weights), a learning-rate sweep
+  over ``cfg.lr_grid`` on identical minibatches (:func:`xsol.experiments.sweep.train_grid`),
+  the rate chosen on the validation split; ``adam`` holds Adam's tuned
+  trajectories (the rows of a trajectory record losses, accuracy/perplexity
+  and the row-centered cosine/distance to the explicit weights);
+* C8's readout divergence and template correlation of each weight matrix.
 """
 
 from __future__ import annotations
@@ -17,19 +31,46 @@ import dataclasses
 import time
 
 import numpy as np
-import optax
 
 import xsol
 from xsol import inputs, scoring
 from xsol.experiments.config import ReproduceConfig
+from xsol.experiments.interpret import readout_divergence, template_correlation
+from xsol.experiments.sweep import train_grid
 from xsol.experiments.tasks import Task, resample
+from xsol.experiments.verdicts import chance_accuracy
 from xsol.metrics import weight_agreement
 from xsol.models import SoftmaxRegression, TokenLM
 from xsol.optimum import fit_optimum
 from xsol.trajectory import log_steps
 
-#: L-BFGS iteration caps per scale.
-LBFGS_ITERS = {"tiny": 30, "quick": 100, "full": 1000}
+#: The starts every optimizer is run from.
+STARTS = ("random", "explicit", "calibrated")
+#: Gradient max-norm at which an optimum counts as converged.
+OPTIMUM_TOL = 1e-5
+
+
+@dataclasses.dataclass
+class TaskSetup:
+    """What is decided once per task, on the validation split.
+
+    Attributes:
+      task: the task's name.
+      l2: the reference optimum's L2 penalty.
+      l2_table: for image tasks, each candidate penalty with its validation
+        loss/accuracy and how its L-BFGS run ended.
+      unpenalized: for image tasks, the unpenalized fit on the fitting part:
+        how it ended, its training accuracy and loss, its largest weight, and
+        ``separable`` (training accuracy 1: the loss has no finite minimizer).
+      num_fit, num_validation: example counts.
+    """
+
+    task: str
+    l2: float
+    l2_table: list
+    unpenalized: dict | None
+    num_fit: int
+    num_validation: int
 
 
 @dataclasses.dataclass
@@ -40,12 +81,22 @@ class SeedRuns:
     seed: int
     kind: str
     num_classes: int
+    chance: float
     explicit: dict
     calibrated: dict
     optimum: dict
     prior_once: dict | None
-    adam: dict  # {"random": Trajectory, "explicit": Trajectory, "calibrated": Trajectory}
-    weights: dict  # final weight matrices for C8: {"explicit", "optimum", "adam_random"}
+    smoothing: list
+    grids: dict      # {optimizer: {start: GridRun}} (final params dropped)
+    chosen: dict     # {optimizer: {start: index into the grid}}
+    adam: dict       # {start: Trajectory}: Adam at its chosen rate
+    weights: dict    # {"explicit", "optimum", "adam_random"}: weight matrices
+    readout: dict    # C8: {weights name: readout divergence (nats)}
+    template: dict   # C8: {weights name: mean template correlation}
+
+    def tuned(self, optimizer: str, start: str):
+        """The trajectory of ``optimizer`` from ``start`` at its chosen rate."""
+        return self.grids[optimizer][start].trajectories[self.chosen[optimizer][start]]
 
 
 def model_for(task: Task):
@@ -57,13 +108,21 @@ def model_for(task: Task):
 
 
 def record_steps(total: int) -> list:
-    """Log-spaced record points plus the one-tenth budget used by C7."""
+    """Log-spaced record points, plus the one-tenth budget."""
     return sorted(set(log_steps(total, 12)) | {max(1, total // 10)})
 
 
-def _solution_metrics(sol, task: Task, seconds: float) -> dict:
+def _prepared(task: Task, X):
+    """Validated JAX-ready arrays: ids ``(B, K)`` int32 or dense float32."""
+    if task.is_lm:
+        return inputs.check_ids(X, task.vocab_size)
+    return np.asarray(X, np.float32)
+
+
+def _solution_metrics(sol, task: Task, val, seconds: float) -> dict:
     m = dict(
         train_loss=sol.nll(task.X_train, task.y_train),
+        val_loss=sol.nll(val[0], val[1]),
         test_loss=sol.nll(task.X_test, task.y_test),
         train_accuracy=sol.score(task.X_train, task.y_train),
         test_accuracy=sol.score(task.X_test, task.y_test),
@@ -76,17 +135,64 @@ def _solution_metrics(sol, task: Task, seconds: float) -> dict:
     return m
 
 
-def _prepared(task: Task):
-    """Validated JAX-ready arrays: ids ``(B, K)`` int32 or dense float32."""
-    def prep(X):
-        if task.is_lm:
-            return inputs.check_ids(X, task.vocab_size)
-        return np.asarray(X, np.float32)
-    return prep(task.X_train), prep(task.X_test)
+def _weights_metrics(W, b, task: Task, X, y) -> dict:
+    loss = xsol.softmax_nll(W, b, X, y, kind=task.kind)
+    acc = float(np.mean(scoring.predict(W, b, X, kind=task.kind) == np.asarray(y)))
+    return dict(loss=loss, accuracy=acc)
 
 
-def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, progress: bool = False) -> SeedRuns:
-    """Computes a :class:`SeedRuns` for ``task`` resampled with ``seed``."""
+def _optimum(task: Task, l2: float, cfg: ReproduceConfig, init=None):
+    X = _prepared(task, task.X_train)
+    return fit_optimum(X, task.y_train, task.num_classes, kind=task.kind,
+                       num_features=task.num_features, init=init, l2=l2,
+                       max_iter=cfg.optimum_max_iter, tol=OPTIMUM_TOL)
+
+
+def setup_task(fit_task: Task, val: tuple, cfg: ReproduceConfig) -> TaskSetup:
+    """Chooses the reference optimum's penalty on the validation split (see module docstring)."""
+    if fit_task.is_lm:
+        return TaskSetup(fit_task.name, 0.0, [], None, len(fit_task.y_train), len(val[1]))
+    Xv = _prepared(fit_task, val[0])
+    table = []
+    for l2 in cfg.optimum_l2_grid:
+        opt = _optimum(fit_task, float(l2), cfg)
+        m = _weights_metrics(opt.weights, opt.bias, fit_task, Xv, val[1])
+        table.append(dict(l2=float(l2), val_loss=m["loss"], val_accuracy=m["accuracy"],
+                          reason=opt.reason, iterations=opt.iterations))
+    losses = np.asarray([r["val_loss"] for r in table])
+    best = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
+    free = _optimum(fit_task, 0.0, cfg)
+    tr = _weights_metrics(free.weights, free.bias, fit_task, _prepared(fit_task, fit_task.X_train),
+                          fit_task.y_train)
+    unpenalized = dict(reason=free.reason, iterations=free.iterations, train_loss=tr["loss"],
+                       train_accuracy=tr["accuracy"], grad_norm=free.grad_norm,
+                       max_abs_weight=float(np.max(np.abs(np.asarray(free.weights)))),
+                       separable=bool(tr["accuracy"] >= 1.0))
+    return TaskSetup(fit_task.name, table[best]["l2"], table, unpenalized,
+                     len(fit_task.y_train), len(val[1]))
+
+
+def _smoothing_sweep(sol, t: Task, cfg: ReproduceConfig) -> list:
+    out = []
+    for a in cfg.smoothing_grid:
+        s = xsol.explicit.solution_from_stats(sol.stats, kind=t.kind, smoothing=float(a),
+                                              vocab_size=t.vocab_size, window=t.window)
+        out.append(dict(smoothing=float(a), train_loss=s.nll(t.X_train, t.y_train),
+                        test_loss=s.nll(t.X_test, t.y_test)))
+    return out
+
+
+def _bigram_entropy(cooc) -> float:
+    """Mean loss of the maximum-likelihood bigram: the conditional entropy of the counts."""
+    F = np.asarray(cooc, np.float64)
+    f = F.sum(1, keepdims=True)
+    nz = F > 0
+    return float(-np.sum(F[nz] * np.log((F / np.where(f > 0, f, 1))[nz])) / F.sum())
+
+
+def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, val: tuple, setup: TaskSetup,
+             progress: bool = False) -> SeedRuns:
+    """Computes a :class:`SeedRuns` for the fitting part ``task`` resampled with ``seed``."""
     t = resample(task, seed, cfg.resample_fraction)
     smoothing = cfg.lm_smoothing if t.is_lm else cfg.image_smoothing
     t0 = time.perf_counter()
@@ -101,71 +207,101 @@ def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, progress: bool = Fa
     if not t.is_lm:
         t0 = time.perf_counter()
         once = sol.calibrate(t.X_train, t.y_train, prior="once")
-        prior_once = _solution_metrics(once, t, t_fit + time.perf_counter() - t0)
+        prior_once = _solution_metrics(once, t, val, t_fit + time.perf_counter() - t0)
 
-    Xtr, Xte = _prepared(t)
+    Xtr, Xte = _prepared(t, t.X_train), _prepared(t, t.X_test)
     t0 = time.perf_counter()
-    # The loss is convex, so the optimum does not depend on the start; starting
-    # from the explicit weights only makes L-BFGS get there sooner.
-    opt = fit_optimum(Xtr, t.y_train, t.num_classes, kind=t.kind, num_features=t.num_features,
-                      init=(sol.weights, sol.bias), max_iter=LBFGS_ITERS.get(cfg.scale, 300),
-                      tol=1e-5)
+    # Convex: the start only changes how soon L-BFGS gets there.
+    opt = _optimum(t, setup.l2, cfg, init=(sol.weights, sol.bias))
     t_opt = time.perf_counter() - t0
-    opt_test = xsol.softmax_nll(opt.weights, opt.bias, Xte, t.y_test, kind=t.kind)
-    pred_tr = scoring.predict(opt.weights, opt.bias, Xtr, kind=t.kind)
-    pred_te = scoring.predict(opt.weights, opt.bias, Xte, kind=t.kind)
+    tr = _weights_metrics(opt.weights, opt.bias, t, Xtr, t.y_train)
+    te = _weights_metrics(opt.weights, opt.bias, t, Xte, t.y_test)
     optimum = dict(
-        train_loss=opt.loss, test_loss=opt_test,
-        train_accuracy=float(np.mean(pred_tr == t.y_train)),
-        test_accuracy=float(np.mean(pred_te == t.y_test)),
-        grad_norm=opt.grad_norm, iterations=opt.iterations, seconds=t_opt,
+        train_loss=opt.cross_entropy, objective=opt.loss, l2=setup.l2,
+        test_loss=te["loss"], train_accuracy=tr["accuracy"], test_accuracy=te["accuracy"],
+        grad_norm=opt.grad_norm, iterations=opt.iterations, reason=opt.reason,
+        converged=opt.converged, seconds=t_opt,
+        separable=bool(setup.l2 == 0 and tr["accuracy"] >= 1.0),
         cosine_to_explicit=weight_agreement([(opt.weights, opt.bias)],
                                             [(sol.weights, sol.bias)], ["l1"])["cosine"],
     )
     if t.is_lm and t.window == 1:
-        # For one-hot inputs the optimum is known in closed form: the maximum
-        # likelihood bigram model, whose mean loss is the conditional entropy.
-        F = np.asarray(sol.stats.cooc, np.float64)
-        f = F.sum(1, keepdims=True)
-        nz = F > 0
-        optimum["exact_train_loss"] = float(-np.sum(F[nz] * np.log((F / np.where(f > 0, f, 1))[nz]))
-                                            / F.sum())
+        # One-hot inputs: the infimum of the training loss is the conditional
+        # entropy of the counts (the maximum-likelihood bigram).
+        optimum["exact_train_loss"] = _bigram_entropy(sol.stats.cooc)
     if t.is_lm:
         optimum["train_perplexity"] = float(np.exp(optimum["train_loss"]))
         optimum["test_perplexity"] = float(np.exp(optimum["test_loss"]))
 
     model = model_for(t)
     steps = record_steps(cfg.steps)
-    batch = cfg.batch_size if not t.is_lm else (cfg.lm_batch_size or cfg.batch_size)
-    lr = cfg.lm_learning_rate if t.is_lm else cfg.learning_rate
-    runs, finals = {}, {}
-    for name, init in (("random", "random"), ("explicit", sol), ("calibrated", cal)):
-        params, traj = xsol.train_and_evaluate(
-            model, init, optax.adam, t.X_train, t.y_train, learning_rate=lr, steps=steps,
-            test=(t.X_test, t.y_test), reference=sol, batch_size=batch, seed=seed,
-            progress=progress, label=f"Adam from {name}",
-            meta=dict(task=t.name, seed=seed),
-        )
-        runs[name] = traj
-        finals[name] = np.asarray(params["W"])
+    batch = cfg.lm_batch_size if t.is_lm else cfg.batch_size
+    grids, chosen, finals = {}, {}, {}
+    for name in cfg.optimizers:
+        grids[name], chosen[name] = {}, {}
+        for start, init in (("random", "random"), ("explicit", sol), ("calibrated", cal)):
+            g = train_grid(model, init, name, cfg.lr_grid, t.X_train, t.y_train, steps=steps,
+                           validation=val, test=(t.X_test, t.y_test), reference=sol,
+                           batch_size=batch, seed=seed, meta=dict(task=t.name, seed=seed))
+            i = g.choose()
+            finals[(name, start)] = g.final_params[i]
+            g.final_params = []  # the chosen one is kept in `weights`; the rest would bloat stages
+            grids[name][start], chosen[name][start] = g, i
+    adam = {s: grids["adam"][s].trajectories[chosen["adam"][s]] for s in STARTS} \
+        if "adam" in grids else {}
+    first = cfg.optimizers[0]
+    weights = dict(explicit=np.asarray(sol.weights), optimum=np.asarray(opt.weights),
+                   adam_random=np.asarray(finals[(first, "random")]["W"]),
+                   calibrated_scale=cal.inverse_temperature)
+    biases = dict(explicit=np.asarray(sol.bias), optimum=np.asarray(opt.bias),
+                  adam_random=np.asarray(finals[(first, "random")]["b"]))
+    F_test = np.asarray(xsol.fit_explicit(t.X_test, t.y_test, t.num_classes,
+                                          vocab_size=t.vocab_size).stats.cooc, np.float64)
+    readout = {k: readout_divergence(weights[k], biases[k], F_test) for k in biases}
+    template = {}
+    if not t.is_lm:
+        for k in biases:
+            template[k] = float(np.nanmean(template_correlation(
+                weights[k], t.X_train, t.y_train, t.num_classes)))
+        F = np.asarray(sol.stats.cooc, np.float64)
+        # One gradient step from zero moves W along -grad = (F - f 1^T / N) / B.
+        step1 = F - F.sum(1, keepdims=True) / t.num_classes
+        template["one_step_from_zero"] = float(np.nanmean(template_correlation(
+            step1, t.X_train, t.y_train, t.num_classes)))
     return SeedRuns(
         task=t.name, seed=seed, kind=t.kind, num_classes=t.num_classes,
-        explicit=_solution_metrics(sol, t, t_fit),
-        calibrated=_solution_metrics(cal, t, t_cal),
-        optimum=optimum, prior_once=prior_once, adam=runs,
-        weights=dict(explicit=np.asarray(sol.weights), optimum=np.asarray(opt.weights),
-                     adam_random=finals["random"], calibrated_scale=cal.inverse_temperature),
+        chance=chance_accuracy(t.y_train, t.y_test),
+        explicit=_solution_metrics(sol, t, val, t_fit),
+        calibrated=_solution_metrics(cal, t, val, t_cal),
+        optimum=optimum, prior_once=prior_once,
+        smoothing=_smoothing_sweep(sol, t, cfg) if t.is_lm else [],
+        grids=grids, chosen=chosen, adam=adam, weights=weights, readout=readout,
+        template=template,
     )
 
 
-def run_all(tasks: list, cfg: ReproduceConfig, *, progress: bool = True) -> dict:
-    """``{task name: [SeedRuns per seed]}`` for every task and seed."""
+def run_all(tasks: list, cfg: ReproduceConfig, cache=None, *, progress: bool = True) -> dict:
+    """``{"setups": {task: TaskSetup}, "runs": {task: [SeedRuns per seed]}}``.
+
+    ``cache`` is the :class:`xsol.experiments.config.TaskCache` the tasks came
+    from (its validation splits are reused); without one the split is made here.
+    """
     from tqdm.auto import tqdm
 
+    from xsol.experiments.tasks import validation_split
+
+    splits = {t.name: (cache.split(t.name) if cache is not None
+                       else validation_split(t, cfg.validation_fraction)) for t in tasks}
+    setups = {}
+    for name, (fit, val) in tqdm(splits.items(), desc="optimum penalties (validation)",
+                                 disable=not progress):
+        setups[name] = setup_task(fit, val, cfg)
     out = {}
     work = [(task, seed) for task in tasks for seed in cfg.seeds]
-    bar = tqdm(work, desc="runs (explicit, L-BFGS, Adam x3)", disable=not progress)
+    bar = tqdm(work, desc="runs (explicit, L-BFGS, lr sweeps)", disable=not progress)
     for task, seed in bar:
         bar.set_postfix_str(f"{task.name} seed {seed}")
-        out.setdefault(task.name, []).append(run_seed(task, seed, cfg))
-    return out
+        fit, val = splits[task.name]
+        out.setdefault(task.name, []).append(
+            run_seed(fit, seed, cfg, val=val, setup=setups[task.name]))
+    return dict(setups=setups, runs=out)

@@ -99,6 +99,43 @@ def text_task(source=None, *, vocab_size: int = 2000, window: int = 1, level: st
                 yte.astype(np.int32), V, vocab_size=V, window=window, vocab=vocab)
 
 
+#: Seed of the one fixed validation split of an image task.
+VALIDATION_SEED = 20231113
+
+
+def validation_split(task: Task, fraction: float) -> tuple[Task, tuple]:
+    """Splits a task's training examples into a fitting part and a validation split.
+
+    Learning rates, L2 penalties and other settings are chosen on the
+    validation split, never on the held-out test examples. Language-model
+    windows are split contiguously (the last ``fraction`` of the training
+    windows, which directly precede the held-out text), so validation text is
+    not interleaved with fitting text; image tasks use one fixed random split
+    (:data:`VALIDATION_SEED`), the same for every seed and method.
+
+    Returns:
+      ``(fit_task, (X_val, y_val))``; ``fit_task`` keeps the test examples.
+
+    Raises:
+      ValueError: ``fraction`` outside ``(0, 1)`` or a split with no examples.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    n = len(task.y_train)
+    n_val = int(round(fraction * n))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"{task.name}: a {fraction} validation split of {n} training examples "
+                         "leaves one side empty")
+    if task.is_lm:
+        fit = np.arange(n - n_val)
+        val = np.arange(n - n_val, n)
+    else:
+        order = np.random.default_rng(VALIDATION_SEED).permutation(n)
+        fit, val = np.sort(order[n_val:]), np.sort(order[:n_val])
+    fit_task = dataclasses.replace(task, X_train=task.X_train[fit], y_train=task.y_train[fit])
+    return fit_task, (task.X_train[val], task.y_train[val])
+
+
 def resample(task: Task, seed: int, fraction: float = 0.9) -> Task:
     """The task with a seeded random ``fraction`` of its training examples.
 

@@ -38,6 +38,7 @@ def test_unknown_dataset_is_a_clear_error(capsys):
 def test_numeric_options_are_validated(capsys):
     for argv in (["fit", "--limit", "0"], ["fit", "--limit", "-5"], ["fit", "--text", "--window", "0"],
                  ["reproduce", "--seeds", "0"], ["reproduce", "--seeds", "-2"],
+                 ["reproduce", "--lr-grid", "0.1,-1"], ["reproduce", "--lr-grid", "fast"],
                  ["fit", "--smoothing", "nan"], ["fit", "--smoothing", "-1"]):
         with pytest.raises(SystemExit) as e:
             main(argv)

@@ -89,3 +89,15 @@ def test_optimum_reports_how_it_stopped(digits):
     assert done.loss == pytest.approx(done.cross_entropy + penalty, rel=1e-4)
     with pytest.raises(ValueError, match="l2 must be"):
         fit_optimum(X[:10], y[:10], 10, kind="dense", l2=-1.0)
+
+
+def test_training_subset_only_between_the_ends(digits):
+    X, y = digits
+    model = SoftmaxRegression(num_features=64, num_classes=10)
+    kw = dict(steps=[0, 3, 10], batch_size=64, seed=1)
+    full = train_grid(model, "random", "adam", [0.1], X[:800], y[:800], **kw)
+    part = train_grid(model, "random", "adam", [0.1], X[:800], y[:800], train_eval_rows=100, **kw)
+    a, b = full.trajectories[0]["train_loss"], part.trajectories[0]["train_loss"]
+    np.testing.assert_allclose(a[[0, 2]], b[[0, 2]], rtol=1e-6)
+    assert a[1] != b[1]
+    assert "subset of 100" in part.trajectories[0].meta["train_eval"]

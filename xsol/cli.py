@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--tiny", dest="scale", action="store_const", const="tiny",
                        help="seconds: a smoke test of the whole pipeline")
     scale.add_argument("--full", dest="scale", action="store_const", const="full",
-                       help="real runs: digits + Fashion-MNIST, 5 seeds, 3000 steps")
+                       help="real runs: digits + Fashion-MNIST, 10 seeds, 3000 steps")
     rep.add_argument("--datasets", default=None,
                      help="comma-separated image datasets (digits, fashion_mnist, mnist)")
     rep.add_argument("--data-dir", default=None, help="directory with IDX files")
@@ -280,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--windows", default=None, help="comma-separated LM windows K, e.g. 1,2,3")
     rep.add_argument("--seeds", type=_seeds, default=None,
                      help="a count (5: seeds 0..4) or a comma-separated list (0,3,7)")
-    rep.add_argument("--steps", type=_positive_int, default=None, help="Adam steps per run")
+    rep.add_argument("--steps", type=_positive_int, default=None,
+                     help="steps per gradient run (every baseline, every learning rate)")
+    rep.add_argument("--lr-grid", type=_rates, default=None,
+                     help="comma-separated learning rates every baseline is swept over "
+                          "(default: the scale's log grid)")
     rep.add_argument("--batch-size", type=_positive_int, default=None, help="image minibatch size")
     rep.add_argument("--hidden", default=None, help="comma-separated hidden widths (C5)")
     rep.add_argument("--out", default="xsol-report", help="output folder (default xsol-report)")
@@ -298,6 +302,18 @@ def _ints(text):
     return None if text is None else tuple(int(v) for v in text.split(",") if v.strip())
 
 
+def _rates(text):
+    try:
+        rates = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive learning rates, e.g. 1e-3,1e-2,0.1, got {text!r}"
+        ) from None
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive learning rates, got {text!r}")
+    return tuple(sorted(set(rates)))
+
+
 def reproduce(args) -> dict:
     """Runs :func:`xsol.experiments.reproduce.run` with the command line's settings."""
     from xsol.experiments.config import ReproduceConfig
@@ -308,7 +324,7 @@ def reproduce(args) -> dict:
         image_datasets=tuple(args.datasets.split(",")) if args.datasets else None,
         data_dir=args.data_dir, image_limit=args.image_limit, text_source=args.text,
         vocab_size=args.vocab_size, windows=_ints(args.windows),
-        seeds=args.seeds, steps=args.steps,
+        seeds=args.seeds, steps=args.steps, lr_grid=args.lr_grid,
         batch_size=args.batch_size, hidden_widths=_ints(args.hidden), out_dir=args.out,
     )
     return run(cfg, progress=not args.no_progress, overwrite=args.overwrite, resume=args.resume)

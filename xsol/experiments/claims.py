@@ -86,6 +86,18 @@ def both(a: str, b: str) -> str:
 
 # --------------------------------------------------------------------- tuning
 
+#: A run whose validation loss fell by more than this (relative) between its
+#: last two recorded steps had not converged within its budget.
+STILL_IMPROVING = 0.01
+
+
+def still_improving(traj, key: str = "val_loss") -> bool:
+    """True when ``key`` fell by more than :data:`STILL_IMPROVING` between the last two records."""
+    if traj.num_rows < 2:
+        return False
+    a, b = traj.rows[-2].get(key, np.nan), traj.rows[-1].get(key, np.nan)
+    return bool(np.isfinite(a) and np.isfinite(b) and b < a * (1 - STILL_IMPROVING))
+
 
 def tuning_section(runs: dict, setups: dict, out: Path, cfg) -> tuple:
     """Tables and a plot of how every baseline was tuned and how each optimum ended.
@@ -101,21 +113,29 @@ def tuning_section(runs: dict, setups: dict, out: Path, cfg) -> tuple:
                 edge = sum(r.grids[opt][start].at_edge(r.chosen[opt][start]) for r in rs)
                 val = _grid_values(rs, opt, start, lambda t: t.rows[-1].get("val_loss", np.nan))
                 diverged = int(np.sum(~np.isfinite(val)))
+                finals = [r.tuned(opt, start).rows[-1] for r in rs]
+                still = sum(still_improving(r.tuned(opt, start)) for r in rs)
                 rows.append(dict(task=name, optimizer=OPTIMIZER_TITLES[opt],
                                  start=START_TITLES[start], chosen=_chosen_rates(rs, opt, start),
-                                 edge=f"{edge}/{len(rs)}", diverged=f"{diverged}/{val.size}"))
+                                 edge=f"{edge}/{len(rs)}", diverged=f"{diverged}/{val.size}",
+                                 grad=f"{np.median([f.get('grad_norm', np.nan) for f in finals]):.2g}",
+                                 still=f"{still}/{len(rs)}"))
                 data[f"{name} / {opt} / {start}"] = dict(
                     grid=g.learning_rates, chosen=_chosen_list(rs, opt, start),
-                    chosen_at_edge=edge, validation_loss=val.tolist())
+                    chosen_at_edge=edge, validation_loss=val.tolist(), still_improving=still)
     grid = rs[0].grids[_optimizers(rs)[0]]["random"].learning_rates
     tables = [Table(
         f"Learning rates chosen on the validation split (lowest validation loss after "
         f"{cfg.steps} steps) from the grid {list(grid)}; counts over seeds. 'at edge': seeds whose "
         "choice is the grid's smallest or largest rate (the grid may be too narrow there); "
-        "'diverged': (seed, rate) runs that ended with a non-finite loss.",
+        "'diverged': (seed, rate) runs that ended with a non-finite loss; at the chosen rate, "
+        "the median final gradient norm and the seeds whose validation loss still fell by more "
+        f"than {STILL_IMPROVING:.0%} between the last two recorded steps (not converged within "
+        "the budget).",
         [("task", "task", None), ("optimizer", "optimizer", None), ("start", "start", None),
          ("chosen", "chosen rate (seeds)", None), ("edge", "at edge", None),
-         ("diverged", "diverged", None)], rows)]
+         ("diverged", "diverged", None), ("grad", "final gradient norm", None),
+         ("still", "still improving", None)], rows)]
     orows = []
     for name, rs in runs.items():
         s = setups[name]
@@ -232,13 +252,17 @@ def claim_c1(runs: dict, out: Path, cfg) -> ClaimResult:
                           gap_by_smoothing=gaps.tolist(), smoothing_part=smooth_part,
                           exact_optimum=exact, lbfgs_converged=converged, verdict=status[name],
                           adam_random_train_loss=adam)
+        if smooth_part >= 0:
+            split = (f"{100 * smooth_part:.2f} points of the gap are the smoothing"
+                     + ("; what remains is the gap of the explicit average itself." if not exact
+                        else " (for a bigram the rest is zero in exact arithmetic: the "
+                             "unsmoothed explicit solution is the maximum-likelihood model)."))
+        else:
+            split = "the configured smoothing has a smaller gap than every value of the grid."
         notes_tail.append(
             f"{name}: at the configured smoothing a = {cfg.lm_smoothing:g} the gap is "
             f"{100 * np.mean(rel):.2f}%, at a = {grid[best_i]:g} it is {100 * np.mean(best):.2f}%: "
-            f"{100 * smooth_part:.2f} points of the gap are the smoothing"
-            + ("; what remains is the gap of the explicit average itself." if not exact else
-               " (for a bigram the rest is zero in exact arithmetic: the unsmoothed explicit "
-               "solution is the maximum-likelihood model)."))
+            + split)
         opt_ppl = float(np.mean([r.optimum["test_perplexity"] for r in rs]))
         exp_ppl = float(np.mean([r.explicit["test_perplexity"] for r in rs]))
         notes_tail.append(f"{name}: " + V.compare("the optimum's held-out perplexity", opt_ppl,

@@ -127,7 +127,7 @@ def _grid_eval(apply_fn, with_grad):
     return jax.jit(jax.vmap(f, in_axes=(0, None, None, None)))
 
 
-def _grid_metrics(model, params, data, with_grad) -> dict:
+def _grid_metrics(model, data, params, with_grad) -> dict:
     loss, correct, grad = _grid_eval(model.apply, with_grad)(params, data.X, data.y, data.mask)
     out = {"loss": np.asarray(loss, np.float64) / data.count,
            "accuracy": np.asarray(correct, np.float64) / data.count}
@@ -143,7 +143,8 @@ def _pick(tree, i):
 
 def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, validation=None,
                test=None, reference=None, batch_size: int | None = None, seed: int = 0,
-               eval_batch_size: int | None = None, meta: dict | None = None) -> GridRun:
+               eval_batch_size: int | None = None, train_eval_rows: int | None = None,
+               meta: dict | None = None) -> GridRun:
     """Trains ``model`` from ``init`` at every learning rate at once and records trajectories.
 
     Args:
@@ -159,6 +160,10 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
       batch_size: minibatch size (None: full batch).
       seed: seeds the random init and the minibatches.
       eval_batch_size: evaluation batch rows (None: from the memory budget).
+      train_eval_rows: measure the training figures of the steps between the
+        first and the last record on a fixed random subset of this many
+        training examples (the first and last records always use all of them);
+        None: all examples at every record.
       meta: more metadata for every trajectory.
 
     Returns:
@@ -191,6 +196,11 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
         # The grid evaluates G models at once: their logits share the budget.
         eval_batch_size = max(1, scoring.rows_per_batch(width * G, len(yh)))
     sets = {"train": stack_batches(X_dev, y_dev, eval_batch_size)}
+    subset = None
+    if train_eval_rows is not None and train_eval_rows < len(yh):
+        pick = np.sort(np.random.default_rng(seed).choice(len(yh), int(train_eval_rows),
+                                                          replace=False))
+        subset = stack_batches(X_dev[pick], y_dev[pick], eval_batch_size)
     for name, pair in (("val", validation), ("test", test)):
         if pair is not None:
             Xs, ys = _prepare_xy(model, pair[0], pair[1])
@@ -214,7 +224,12 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
             jax.block_until_ready(params)
             seconds += time.perf_counter() - t0
             step = target
-        ev = {name: _grid_metrics(model, params, data, with_grad=(name == "train"))
+        # The gradient norm (a convergence check) is measured at the end only.
+        last = target == record[-1]
+        ends = last or target == record[0]
+        ev = {name: _grid_metrics(model, subset if (name == "train" and subset is not None
+                                                    and not ends) else data,
+                                  params, with_grad=(name == "train" and last))
               for name, data in sets.items()}
         for i in range(G):
             row = {"step": step}
@@ -223,7 +238,8 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
                 row[f"{name}_accuracy"] = float(m["accuracy"][i])
                 if is_lm:
                     row[f"{name}_perplexity"] = float(np.exp(m["loss"][i]))
-            row["grad_norm"] = float(ev["train"]["grad_norm"][i])
+            if last:
+                row["grad_norm"] = float(ev["train"]["grad_norm"][i])
             if ref_layers is not None:
                 p_i = _pick(params, i)
                 if all(bool(jnp.all(jnp.isfinite(W))) for W, _ in model.layer_weights(p_i)):
@@ -234,7 +250,10 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
             rows[i].append(row)
 
     info = dict(optimizer=optimizer, init=init_kind, seed=int(seed), batch_size=batch_size,
-                model=type(model).__name__, grid=lrs, backend=jax.default_backend())
+                model=type(model).__name__, grid=lrs, backend=jax.default_backend(),
+                train_eval=("all training examples" if subset is None else
+                            f"all training examples at the first and last step, a fixed "
+                            f"subset of {subset.count} in between"))
     info.update(meta or {})
     trajs = [Trajectory(rows=rows[i], meta=dict(info, learning_rate=lrs[i],
                                                 label=f"{OPTIMIZER_TITLES[optimizer]} from "

@@ -99,6 +99,7 @@ class GridRun:
         return len(self.learning_rates) > 1 and index in (0, len(self.learning_rates) - 1)
 
 
+@functools.lru_cache(maxsize=None)
 def _grid_chunk(apply_fn, factory, batch_size):
     def one_step(params, opt_state, lr, xb, yb):
         tx = factory(lr)

@@ -8,9 +8,15 @@ Examples::
     python scripts/bench.py --sections images counting         # a subset
     python scripts/bench.py --only corpus --quick --out /tmp/c.json  # corpus section, ~1 min
     python scripts/bench.py --only corpus --wait-quiet 600 --out corpus.json  # full scale
+    python scripts/bench.py --only refine --quick --out /tmp/r.json  # refinement, ~2 min
 
 On a GPU pass ``--peak-gbps`` (the device's memory bandwidth) to report the
 fraction achieved. Timing targets are reported, not asserted.
+
+The ``refine`` section (passes and seconds to the optimal training loss:
+GIS and L-BFGS on co-occurrence statistics against Adam and L-BFGS with
+backpropagation, on digits, Fashion-MNIST when present and a K=2 text LM)
+runs only when named.
 
 The ``corpus`` section (token files and raw text to fitted language models,
 against plain-Python ``Counter`` and ``nltk.lm``) runs only when named. At
@@ -44,7 +50,7 @@ def main(argv=None) -> int:
                    help="training-time budget per Adam run (default 60; quick 1)")
     p.add_argument("--sections", "--only", nargs="+", choices=ALL_SECTIONS, default=None,
                    help=f"run only these sections (default: {' '.join(SECTIONS)}; "
-                        "'corpus' runs only when named)")
+                        "'corpus' and 'refine' run only when named)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each section wait up to SECONDS for other processes to "
                         "leave the CPUs mostly idle (shared machines)")

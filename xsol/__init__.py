@@ -11,6 +11,9 @@ Main entry points:
 * :func:`token_cooccurrence`, :func:`feature_cooccurrence` -- the pure
   ``init``/``update``/``merge`` accumulators underneath.
 * :func:`softmax_nll` -- the cross-entropy of any softmax layer's weights.
+* :func:`refine` -- from the explicit solution to the optimum by forward passes
+  only (GIS or preconditioned L-BFGS on co-occurrence statistics).
+* :class:`ExplicitSoftmaxClassifier` -- a scikit-learn classifier.
 * :mod:`xsol.lm` -- explicit language models on token files and raw text of any size.
 * :mod:`xsol.scoring` -- scoring in bounded memory; :mod:`xsol.defaults` -- the defaults.
 """
@@ -28,6 +31,7 @@ from xsol.memory import MemoryBudgetError
 from xsol.metrics import row_centered_cosine, row_centered_distance, weight_agreement
 from xsol.models import MLP, SoftmaxRegression, TokenLM, layer_inputs
 from xsol.plots import plot_trajectories
+from xsol.refine import Refinement, loss_and_gradient, refine
 from xsol.solve import explicit_weights, solve
 from xsol.sparse import SparseExplicitLM, SparseStats, sparse_accumulate, sparse_cooccurrence
 from xsol.stats import (
@@ -58,6 +62,9 @@ __all__ = [
     "log_steps",
     "make_train_step",
     "plot_trajectories",
+    "Refinement",
+    "loss_and_gradient",
+    "refine",
     "row_centered_cosine",
     "row_centered_distance",
     "train_and_evaluate",
@@ -66,6 +73,7 @@ __all__ = [
     "BatchError",
     "CoocStats",
     "DEFAULT_SMOOTHING",
+    "ExplicitSoftmaxClassifier",
     "ExplicitSolution",
     "MemoryBudgetError",
     "accumulate",
@@ -82,3 +90,4 @@ __all__ = [
 ]
 
 from xsol import lm, scoring  # noqa: E402 - after the names they build on
+from xsol.estimator import ExplicitSoftmaxClassifier  # noqa: E402

@@ -11,7 +11,11 @@ One more section runs only when selected (it needs a quiet machine, minutes
 to an hour, and gigabytes of disk and memory at full scale): ``corpus``
 (:mod:`xsol.bench.corpus`: token files of 1M-100M tokens and 5-200 MB of raw
 text to fitted, held-out-evaluated language models, a subprocess each, against
-plain-Python ``Counter`` and ``nltk.lm`` baselines; its own targets).
+plain-Python ``Counter`` and ``nltk.lm`` baselines; its own targets) and
+``refine`` (:mod:`xsol.bench.refine`: passes and seconds to within 1e-3 of the
+optimal training loss for backprop-free refinement from the explicit solution
+against Adam and L-BFGS; about 2 minutes with ``quick``, tens of minutes at full
+scale with Fashion-MNIST).
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from collections.abc import Iterable
 
 from xsol.bench import corpus as corpus_bench
 from xsol.bench import images, scaling, tokens
+from xsol.bench import refine as refine_bench
 from xsol.bench.timing import cpu_busy_fraction, load_average, machine_info, wait_for_quiet
 from xsol.serialize import to_jsonable
 
 SECTIONS = ("images", "counting", "lm", "scaling", "sparse")
 #: Sections that run only when selected by name.
-OPTIONAL_SECTIONS = ("corpus",)
+OPTIONAL_SECTIONS = ("corpus", "refine")
 ALL_SECTIONS = SECTIONS + OPTIONAL_SECTIONS
 
 #: The targets: (name, JSON path of a ratio, comparison, threshold, meaning).
@@ -108,6 +113,7 @@ def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str 
       corpus: options of the ``corpus`` section (overrides of
         :func:`xsol.bench.corpus.default_config`, whose scale follows
         ``quick``). Its plot is written next to ``out`` (``<out>_corpus.png``).
+        The ``refine`` section's plot goes to ``<out>_refine.png``.
 
     Returns:
       ``{"machine", "config", <section>..., "targets", "seconds"}``.
@@ -219,6 +225,12 @@ def run_benchmarks(*, quick: bool = False, repeats: int | None = None, out: str 
         plot = os.path.splitext(out)[0] + "_corpus.png" if out else None
         res["corpus"] = corpus_bench.run_corpus(corpus, quick=quick, plot_path=plot, say=say,
                                                 wait_quiet=wait_quiet)
+
+    if "refine" in sections:
+        settle("refine")
+        say("refine: to the optimum with and without backpropagation")
+        plot = os.path.splitext(out)[0] + "_refine.png" if out else None
+        res["refine"] = refine_bench.run_refine(quick=quick, say=say, plot_path=plot)
 
     res["targets"] = evaluate_targets(res)
     res["machine"]["load_average_end"] = load_average()
@@ -339,6 +351,9 @@ def format_table(res: dict) -> str:
     if res.get("corpus"):
         lines.append("\n== corpus-scale language models (fresh subprocess per run)\n")
         lines.append(corpus_bench.format_corpus(res["corpus"]))
+    if res.get("refine"):
+        lines.append("\n== refinement to the optimum: passes and seconds to the tolerance\n")
+        lines.append(refine_bench.format_refine(res["refine"]))
     if res.get("targets"):
         lines.append("\n== targets (measured in this run)")
         for t in res["targets"]:

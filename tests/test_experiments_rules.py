@@ -179,3 +179,21 @@ def test_readout_divergence_is_zero_for_the_held_out_conditionals():
         readout_divergence(W[:3], np.zeros(4), F)
     with pytest.raises(ValueError, match="all zero"):
         readout_divergence(W, np.zeros(4), np.zeros_like(F))
+
+
+def test_later_seeds_reuse_the_most_frequent_choice():
+    from xsol.experiments.runs import reused_rates
+
+    runs = _runs(seeds=3)["t"]
+    runs[0].chosen["adam"]["random"] = 0
+    runs[1].chosen["adam"]["random"] = 1
+    runs[2].chosen["adam"]["random"] = 1
+    rates = reused_rates(runs)
+    assert rates[("adam", "random")] == 1.0  # two of three seeds chose the grid's 1.0
+    assert rates[("adam", "explicit")] == 1.0
+    runs[2].chosen["adam"]["random"] = 0
+    runs[1].chosen["adam"]["random"] = 0
+    assert reused_rates(runs[:2])[("adam", "random")] == 0.1
+    # A tie goes to the smaller rate.
+    runs[1].chosen["adam"]["random"] = 1
+    assert reused_rates(runs[:2])[("adam", "random")] == 0.1

@@ -57,22 +57,37 @@ def _optimizers(rs):
     return list(rs[0].grids)
 
 
+def _lr(r, opt, start) -> float:
+    """The rate seed ``r`` trained ``opt`` from ``start`` at."""
+    return r.grids[opt][start].learning_rates[r.chosen[opt][start]]
+
+
+def _swept(rs, opt, start) -> list:
+    """The seeds that ran the whole grid (the others reused the rate those chose)."""
+    n = max(len(r.grids[opt][start].learning_rates) for r in rs)
+    return [r for r in rs if len(r.grids[opt][start].learning_rates) == n]
+
+
 def _chosen_rates(rs, opt, start) -> str:
-    counts = Counter(rs[0].grids[opt][start].learning_rates[r.chosen[opt][start]] for r in rs)
-    return ", ".join(f"{lr:g} ({n}/{len(rs)})" for lr, n in sorted(counts.items()))
+    counts = Counter(_lr(r, opt, start) for r in rs)
+    reused = len(rs) - len(_swept(rs, opt, start))
+    tail = (f"; {reused} seed{'s' if reused > 1 else ''} reused the swept seeds' choice"
+            if reused else "")
+    return ", ".join(f"{lr:g} ({n}/{len(rs)})" for lr, n in sorted(counts.items())) + tail
 
 
 def _grid_values(rs, opt, start, fn) -> np.ndarray:
-    """``(seeds, rates)`` of ``fn(trajectory)`` over every rate of the grid."""
-    return np.asarray([[fn(t) for t in r.grids[opt][start].trajectories] for r in rs], np.float64)
+    """``(swept seeds, rates)`` of ``fn(trajectory)`` over every rate of the grid."""
+    return np.asarray([[fn(t) for t in r.grids[opt][start].trajectories]
+                       for r in _swept(rs, opt, start)], np.float64)
 
 
 def _rates(rs, opt, start):
-    return list(rs[0].grids[opt][start].learning_rates)
+    return list(_swept(rs, opt, start)[0].grids[opt][start].learning_rates)
 
 
 def _chosen_list(rs, opt, start):
-    return [rs[0].grids[opt][start].learning_rates[r.chosen[opt][start]] for r in rs]
+    return [_lr(r, opt, start) for r in _swept(rs, opt, start)]
 
 
 def both(a: str, b: str) -> str:
@@ -109,24 +124,25 @@ def tuning_section(runs: dict, setups: dict, out: Path, cfg) -> tuple:
     for name, rs in runs.items():
         for opt in _optimizers(rs):
             for start in rs[0].grids[opt]:
-                g = rs[0].grids[opt][start]
-                edge = sum(r.grids[opt][start].at_edge(r.chosen[opt][start]) for r in rs)
+                swept = _swept(rs, opt, start)
+                g = swept[0].grids[opt][start]
+                edge = sum(r.grids[opt][start].at_edge(r.chosen[opt][start]) for r in swept)
                 val = _grid_values(rs, opt, start, lambda t: t.rows[-1].get("val_loss", np.nan))
                 diverged = int(np.sum(~np.isfinite(val)))
                 finals = [r.tuned(opt, start).rows[-1] for r in rs]
                 still = sum(still_improving(r.tuned(opt, start)) for r in rs)
                 rows.append(dict(task=name, optimizer=OPTIMIZER_TITLES[opt],
                                  start=START_TITLES[start], chosen=_chosen_rates(rs, opt, start),
-                                 edge=f"{edge}/{len(rs)}", diverged=f"{diverged}/{val.size}",
+                                 edge=f"{edge}/{len(swept)}", diverged=f"{diverged}/{val.size}",
                                  grad=f"{np.median([f.get('grad_norm', np.nan) for f in finals]):.2g}",
                                  still=f"{still}/{len(rs)}"))
                 data[f"{name} / {opt} / {start}"] = dict(
                     grid=g.learning_rates, chosen=_chosen_list(rs, opt, start),
                     chosen_at_edge=edge, validation_loss=val.tolist(), still_improving=still)
-    grid = rs[0].grids[_optimizers(rs)[0]]["random"].learning_rates
     tables = [Table(
         f"Learning rates chosen on the validation split (lowest validation loss after "
-        f"{cfg.steps} steps) from the grid {list(grid)}; counts over seeds. 'at edge': seeds whose "
+        f"{cfg.steps} steps) from the grid {list(cfg.lr_grid)}; counts over seeds. 'at edge': "
+        "swept seeds whose "
         "choice is the grid's smallest or largest rate (the grid may be too narrow there); "
         "'diverged': (seed, rate) runs that ended with a non-finite loss; at the chosen rate, "
         "the median final gradient norm and the seeds whose validation loss still fell by more "

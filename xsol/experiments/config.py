@@ -33,6 +33,10 @@ class ReproduceConfig:
       lr_grid: learning rates every gradient baseline is swept over (log grid;
         chosen on the validation split, :mod:`xsol.experiments.sweep`).
       optimizers: the tuned baselines (keys of ``sweep.OPTIMIZERS``).
+      lm_sweep_seeds: language-model tasks: how many seeds sweep the whole
+        grid; later seeds train at the rate those chose most often (each
+        language-model step updates a ``K V x V`` matrix, so a sweep per seed
+        is the run's largest cost). None: every seed sweeps.
       batch_size: minibatch size for image tasks (None: full batch).
       lm_batch_size: minibatch size for language models (None: full batch).
       optimum_l2_grid: L2 penalties for the optimum of image tasks (chosen on
@@ -59,12 +63,13 @@ class ReproduceConfig:
     resample_fraction: float = 0.9
     validation_fraction: float = 0.15
     steps: int = 300
-    lr_grid: tuple = lr_grid(1e-3, 10.0, 2)
+    lr_grid: tuple = lr_grid(1e-3, 10.0, 1)
     optimizers: tuple = ("adam", "sgd_momentum")
+    lm_sweep_seeds: int | None = 1
     batch_size: int | None = None
     lm_batch_size: int | None = 4096
     optimum_l2_grid: tuple = (1e-7, 1e-6, 1e-5, 1e-4)
-    optimum_max_iter: int = 500
+    optimum_max_iter: int = 300
     smoothing_grid: tuple = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
     hidden_widths: tuple = (32,)
     lm_smoothing: float = 0.01
@@ -83,7 +88,8 @@ class ReproduceConfig:
             "full": dict(image_datasets=("digits", "fashion_mnist"), vocab_size=2000,
                          windows=(1, 2, 3), seeds=tuple(range(10)), steps=3000,
                          hidden_widths=(64, 256), batch_size=None,
-                         lr_grid=lr_grid(1e-4, 10.0, 2), optimum_max_iter=3000),
+                         lr_grid=lr_grid(1e-4, 10.0, 2), optimum_max_iter=3000,
+                         lm_sweep_seeds=None),
         }
         if scale not in presets:
             raise ValueError(f"scale must be one of {tuple(presets)}, got {scale!r}")

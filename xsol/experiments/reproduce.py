@@ -2,7 +2,7 @@
 
 :func:`run` loads the configured tasks, computes the shared runs once
 (:mod:`xsol.experiments.runs`), derives each claim's result, runs the
-multi-layer (C5) and cost (C6) experiments, and writes ``report.md``,
+multi-layer (C5, C7), cost (C6) and beyond-the-paper experiments, and writes ``report.md``,
 ``results.json``, PNG plots and every trajectory (JSON and CSV) to the output
 folder.
 """
@@ -141,6 +141,8 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
          lambda: _networks(cfg, cache, out, progress)),
         ("C8", "explicit weights are interpretable",
          lambda: claims.claim_c8(runs, by_name, out, cfg)),
+        ("Beyond", "beyond the paper: the optimum without backpropagation",
+         lambda: _beyond(cfg, cache, out, progress)),
     ]
 
     def settings(complete: bool) -> dict:
@@ -183,6 +185,12 @@ def _networks(cfg, cache, out, progress) -> ClaimResult:
     from xsol.experiments import layerwise
 
     return layerwise.run_c7(cfg, cache, out, progress=progress)
+
+
+def _beyond(cfg, cache, out, progress) -> ClaimResult:
+    from xsol.experiments import beyond
+
+    return beyond.run(cfg, cache, out, progress=False)
 
 
 def _cost(cfg, cache, out, progress) -> ClaimResult:

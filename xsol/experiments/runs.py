@@ -194,8 +194,12 @@ def _bigram_entropy(cooc) -> float:
 
 
 def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, val: tuple, setup: TaskSetup,
-             progress: bool = False) -> SeedRuns:
-    """Computes a :class:`SeedRuns` for the fitting part ``task`` resampled with ``seed``."""
+             rates: dict | None = None, progress: bool = False) -> SeedRuns:
+    """Computes a :class:`SeedRuns` for the fitting part ``task`` resampled with ``seed``.
+
+    ``rates``: ``{(optimizer, start): rate}`` to train at instead of sweeping
+    ``cfg.lr_grid`` (seeds after ``cfg.lm_sweep_seeds``, see :func:`run_all`).
+    """
     t = resample(task, seed, cfg.resample_fraction)
     smoothing = cfg.lm_smoothing if t.is_lm else cfg.image_smoothing
     t0 = time.perf_counter()
@@ -245,7 +249,8 @@ def run_seed(task: Task, seed: int, cfg: ReproduceConfig, *, val: tuple, setup: 
     for name in cfg.optimizers:
         grids[name], chosen[name] = {}, {}
         for start, init in (("random", "random"), ("explicit", sol), ("calibrated", cal)):
-            g = train_grid(model, init, name, cfg.lr_grid, t.X_train, t.y_train, steps=steps,
+            grid = cfg.lr_grid if rates is None else [rates[(name, start)]]
+            g = train_grid(model, init, name, grid, t.X_train, t.y_train, steps=steps,
                            validation=val, test=(t.X_test, t.y_test), reference=sol,
                            batch_size=batch, seed=seed, train_eval_rows=TRAIN_EVAL_ROWS,
                            meta=dict(task=t.name, seed=seed))
@@ -308,6 +313,22 @@ def run_all(tasks: list, cfg: ReproduceConfig, cache=None, *, progress: bool = T
     for task, seed in bar:
         bar.set_postfix_str(f"{task.name} seed {seed}")
         fit, val = splits[task.name]
-        out.setdefault(task.name, []).append(
-            run_seed(fit, seed, cfg, val=val, setup=setups[task.name]))
+        done = out.setdefault(task.name, [])
+        rates = None
+        if task.is_lm and cfg.lm_sweep_seeds is not None and len(done) >= cfg.lm_sweep_seeds:
+            rates = reused_rates(done)
+        done.append(run_seed(fit, seed, cfg, val=val, setup=setups[task.name], rates=rates))
     return dict(setups=setups, runs=out)
+
+
+def reused_rates(swept: list) -> dict:
+    """``{(optimizer, start): rate}``: the rate the swept seeds chose most often (ties: the smaller)."""
+    from collections import Counter
+
+    out = {}
+    for opt, by_start in swept[0].grids.items():
+        for start in by_start:
+            counts = Counter(r.grids[opt][start].learning_rates[r.chosen[opt][start]]
+                             for r in swept)
+            out[(opt, start)] = min(counts, key=lambda lr: (-counts[lr], lr))
+    return out

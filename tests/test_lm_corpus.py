@@ -158,3 +158,19 @@ def test_host_counting_equals_the_jitted_scatter(corpus):
             assert np.asarray(a).dtype == np.asarray(b).dtype
     with pytest.raises(ValueError, match="would exceed"):
         count_windows_host([], 300, 300, 2, total_windows=2**31)
+
+
+def test_text_fit_past_65536_ids_reads_its_uint32_token_file(tmp_path):
+    # Vocabularies above 65536 ids are written as uint32; the fit must read them so.
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(70_000)]
+    order = rng.permutation(70_000)
+    text = " ".join(words) + " " + " ".join(words[i] for i in order)
+    src = tmp_path / "wide.txt"
+    src.write_text(text)
+    res = fit_text_lm(str(src), vocab_size=80_000, windows=(1,), held_out=0.1, backend="sparse")
+    fit = res.fits[0]
+    assert res.encoder.vocab_size > 65536
+    assert fit.vocab_size == res.encoder.vocab_size
+    assert fit.train_tokens + fit.held_out_tokens == res.num_tokens == 140_000
+    assert np.isfinite(fit.held_out_nll)

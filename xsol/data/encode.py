@@ -583,7 +583,9 @@ def _iter_ids(source, chunks, encoder, progress) -> Iterator[np.ndarray]:
         raise _empty_text(source)
 
 
-def _file_dtype(vocab_size: int, dtype) -> np.dtype:
+def token_file_dtype(vocab_size: int, dtype=None) -> np.dtype:
+    """The id dtype :func:`encode_text_to_file` writes: ``dtype``, or by default
+    uint16 for at most 65536 ids and uint32 above (checked to hold every id)."""
     if dtype is None:
         dt = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
     else:
@@ -657,7 +659,7 @@ def encode_text_to_file(
     """
     _check_encoder(encoder)
     n_workers = _check_workers(workers)
-    dt = _file_dtype(int(encoder.vocab_size), dtype)
+    dt = token_file_dtype(int(encoder.vocab_size), dtype)
     path = Path(os.fspath(path))
     if path.is_dir():
         raise ValueError(

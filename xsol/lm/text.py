@@ -17,8 +17,8 @@ import tempfile
 import time
 
 from xsol import defaults
-from xsol.data.encode import WordEncoder, build_vocabulary_streaming, encode_text_to_file, \
-    load_tokenizer
+from xsol.data.encode import (WordEncoder, build_vocabulary_streaming, encode_text_to_file,
+                               load_tokenizer, token_file_dtype)
 from xsol.data.windows import check_window
 from xsol.explicit import DEFAULT_SMOOTHING
 from xsol.lm.corpus import CorpusFit, fit_token_lm, peak_rss_bytes
@@ -131,7 +131,8 @@ def fit_text_lm(
         t0 = time.perf_counter()
         fits: list[CorpusFit] = [
             fit_token_lm(path, int(encoder.vocab_size), window=k, held_out=held_out,
-                         smoothing=smoothing, backend=backend, progress=progress)
+                         smoothing=smoothing, backend=backend, progress=progress,
+                         dtype=token_file_dtype(int(encoder.vocab_size)))
             for k in ks
         ]
         for f in fits:

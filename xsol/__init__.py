@@ -14,7 +14,12 @@ Main entry points:
 * :func:`refine` -- from the explicit solution to the optimum by forward passes
   only (GIS or preconditioned L-BFGS on co-occurrence statistics).
 * :class:`ExplicitSoftmaxClassifier` -- a scikit-learn classifier.
+* :func:`explicit_head` -- explicit weights for a dense layer (e.g. the
+  classification head) of any Flax model, NNX or linen.
+* :mod:`xsol.nnx_models` -- the models of :mod:`xsol.models` in ``flax.nnx``.
 * :mod:`xsol.lm` -- explicit language models on token files and raw text of any size.
+* ``solution.save(path)`` / :func:`load` -- fitted models and statistics on
+  disk (:mod:`xsol.checkpoint`).
 * :mod:`xsol.scoring` -- scoring in bounded memory; :mod:`xsol.defaults` -- the defaults.
 """
 
@@ -27,9 +32,11 @@ from xsol.explicit import (
     softmax_nll,
     solution_from_stats,
 )
+from xsol.head import explicit_head, replace_layer_params
 from xsol.memory import MemoryBudgetError
 from xsol.metrics import row_centered_cosine, row_centered_distance, weight_agreement
 from xsol.models import MLP, SoftmaxRegression, TokenLM, layer_inputs
+from xsol import nnx_models
 from xsol.plots import plot_trajectories
 from xsol.refine import Refinement, loss_and_gradient, refine
 from xsol.solve import explicit_weights, solve
@@ -78,11 +85,15 @@ __all__ = [
     "MemoryBudgetError",
     "accumulate",
     "data",
+    "explicit_head",
     "explicit_weights",
     "feature_cooccurrence",
     "fit_explicit",
     "fit_inverse_temperature",
+    "load",
     "merge",
+    "nnx_models",
+    "replace_layer_params",
     "softmax_nll",
     "solution_from_stats",
     "solve",
@@ -91,3 +102,4 @@ __all__ = [
 
 from xsol import lm, scoring  # noqa: E402 - after the names they build on
 from xsol.estimator import ExplicitSoftmaxClassifier  # noqa: E402
+from xsol.checkpoint import load  # noqa: E402

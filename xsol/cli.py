@@ -7,6 +7,8 @@
 * ``xsol fit --text [SOURCE]``: an explicit K-token-window language model on a
   text (the embedded default when no source is given), held-out perplexity
   next to a unigram baseline.
+* ``xsol fit ... --out DIR``: also save the fitted model (:mod:`xsol.checkpoint`);
+  ``xsol eval --model DIR ...`` scores it on other data.
 """
 
 from __future__ import annotations
@@ -88,7 +90,14 @@ def fit_images(args) -> dict:
     for r in rows:
         if r.get("skipped"):
             print(f"skipped {r['method']}: {r['skipped']}")
-    return dict(dataset=args.dataset, rows=rows)
+    result = dict(dataset=args.dataset, rows=rows)
+    if args.out:
+        result["model_dir"] = _save_model(
+            args, sol, "the explicit solution (one pass, no temperature)",
+            info=dict(data="images", dataset=args.dataset, num_features=int(x_tr.shape[1]),
+                      train_examples=len(x_tr), test_accuracy=rows[0]["test_accuracy"],
+                      test_loss=rows[0]["test_loss"]))
+    return result
 
 
 def _lm_table(fits, *, unigram: bool = True) -> str:
@@ -136,7 +145,11 @@ def fit_tokens(args) -> dict:
                                  dtype=args.dtype, progress=not args.no_progress))
     print(_lm_table(fits))
     print(_peak_line())
-    return dict(tokens=args.tokens, vocab_size=args.vocab_size, fits=[f.to_dict() for f in fits])
+    result = dict(tokens=args.tokens, vocab_size=args.vocab_size, fits=[f.to_dict() for f in fits])
+    if args.out:
+        result["model_dir"] = _save_lm(args, fits[-1], dict(data="tokens", tokens=args.tokens,
+                                                             dtype=args.dtype))
+    return result
 
 
 def fit_text(args) -> dict:
@@ -163,7 +176,150 @@ def fit_text(args) -> dict:
         print(f"K={f.window}: {f.choice.reason}")
     print(_lm_table(result.fits))
     print(_peak_line())
-    return dict(text=args.text, **result.to_dict())
+    out = dict(text=args.text, **result.to_dict())
+    if args.out:
+        out["model_dir"] = _save_lm(args, result.fits[-1],
+                                    dict(data="text", text=args.text, tokenizer=args.tokenizer,
+                                         level=args.level),
+                                    vocabulary=result.encoder)
+    return out
+
+
+def _save_model(args, model, what: str, *, info: dict, vocabulary=None) -> str:
+    """Saves ``model`` to ``--out`` and says where; returns the directory."""
+    from xsol.checkpoint import save
+
+    path = save(model, args.out, vocabulary=vocabulary, info=info, overwrite=args.overwrite)
+    print(f"model: saved {what} ({type(model).__name__}) to {path}")
+    return str(path)
+
+
+def _save_lm(args, fit, info: dict, *, vocabulary=None) -> str:
+    """Saves the language model of the largest window to ``--out``."""
+    info = dict(info, held_out=args.held_out, held_out_perplexity=fit.held_out_perplexity,
+                backend=fit.backend)
+    what = f"the K={fit.window} model ({fit.backend})"
+    if vocabulary is not None:
+        what += f" with its {getattr(vocabulary, 'name', 'vocabulary')}"
+    return _save_model(args, fit.model, what, info=info, vocabulary=vocabulary)
+
+
+def _describe_model(model) -> str:
+    if getattr(model, "kind", "ids") == "dense":
+        M, N = model.weights.shape
+        return f"{type(model).__name__}, {M} features, {N} classes"
+    return (f"{type(model).__name__}, window K={model.window}, vocabulary "
+            f"{model.vocab_size:,}")
+
+
+def evaluate(args) -> dict:
+    """Scores a model saved by ``fit --out`` (or ``save``) on held-out data."""
+    from xsol import checkpoint
+
+    meta = checkpoint.read_metadata(args.model)
+    if meta["object"] not in ("ExplicitSolution", "SparseExplicitLM"):
+        raise ValueError(f"{args.model} holds statistics ({meta['object']}), not a model; "
+                         "eval needs a model saved by xsol fit --out or solution.save()")
+    _check_model(args, meta)  # before the arrays are read
+    model = checkpoint.load(args.model)
+    print(f"model: {args.model} ({_describe_model(model)})")
+    result = _eval_images(args, model) if args.dataset else _eval_lm(args, model)
+    return dict(model=str(args.model), object=meta["object"], **result)
+
+
+def _check_model(args, meta: dict) -> None:
+    """The model fits the data asked for: a classifier for --dataset, an LM otherwise."""
+    if args.dataset:
+        if meta.get("kind") != "dense":
+            raise ValueError(f"the model in {args.model} is a language model over token ids; "
+                             "evaluate it with --text FILE or --tokens FILE")
+        if args.window is not None:
+            raise ValueError("--window applies to language models; the model in "
+                             f"{args.model} is an image classifier")
+        return
+    if meta.get("kind") != "ids":
+        raise ValueError(f"the model in {args.model} is an image classifier (dense features); "
+                         "evaluate it with --dataset NAME")
+    if meta.get("num_classes") != meta.get("vocab_size"):
+        raise ValueError(f"the model in {args.model} predicts {meta.get('num_classes')} labels "
+                         f"from a vocabulary of {meta.get('vocab_size')}; it is not a "
+                         "language model")
+    if args.window is not None and args.window != meta.get("window"):
+        raise ValueError(f"--window {args.window} does not match the model in {args.model}, "
+                         f"whose window is K={meta.get('window')}")
+
+
+def _eval_images(args, model) -> dict:
+    from xsol.data import load_images
+
+    _, _, x, y = load_images(args.dataset, args.data_dir, flatten=True)
+    M, N = model.weights.shape
+    if x.shape[1] != M:
+        raise ValueError(f"the {args.dataset} test images have {x.shape[1]} features, but the "
+                         f"model in {args.model} takes {M}; evaluate it on the dataset it was "
+                         "fitted on")
+    if len(y) and int(np.max(y)) >= N:
+        raise ValueError(f"the {args.dataset} test labels go up to {int(np.max(y))}, but the "
+                         f"model in {args.model} has {N} classes")
+    acc, loss = model.score(x, y), model.nll(x, y)
+    print(f"{args.dataset} test: {len(y):,} examples, accuracy {acc:.4f}, loss {loss:.4f} nats")
+    return dict(dataset=args.dataset, examples=len(y), accuracy=acc, loss=loss)
+
+
+def _score_ids(args, model, path, dtype, what: str) -> dict:
+    from xsol.data import open_token_file
+    from xsol.lm import score_solution
+
+    n, K = len(open_token_file(path, dtype)), int(model.window)
+    if n <= K:
+        raise ValueError(f"{what} holds {n} token(s); the model's window K={K} needs at least "
+                         f"{K + 1} to score one next token")
+    loss = score_solution(model, path, dtype=dtype)
+    return dict(tokens=n, examples=n - K, loss=loss, perplexity=float(np.exp(loss)))
+
+
+def _eval_lm(args, model) -> dict:
+    import os
+    import tempfile
+
+    from xsol import checkpoint
+    from xsol.data import encode_text_to_file, open_token_file
+
+    V = int(model.vocab_size)
+    if args.tokens:
+        if args.vocab_size is not None and args.vocab_size != V:
+            raise ValueError(f"--vocab-size {args.vocab_size:,} does not match the model in "
+                             f"{args.model}, whose vocabulary has {V:,} ids")
+        res = dict(tokens_file=args.tokens, **_score_ids(args, model, args.tokens, args.dtype,
+                                                         args.tokens))
+    else:
+        if args.vocab_size is not None or args.dtype is not None:
+            raise ValueError("--vocab-size and --dtype describe a --tokens file; with --text "
+                             "the model's own vocabulary encodes the text")
+        encoder = checkpoint.load_encoder(args.model)
+        if encoder is None:
+            raise ValueError(f"the model in {args.model} has no vocabulary (it was fitted on "
+                             "token ids); evaluate it with --tokens FILE")
+        if int(encoder.vocab_size) != V:
+            raise ValueError(f"the vocabulary stored in {args.model} has "
+                             f"{encoder.vocab_size:,} ids, the model {V:,}")
+        with tempfile.TemporaryDirectory(prefix="xsol-eval-") as tmp:
+            path = os.path.join(tmp, "ids.bin")
+            dtype = "uint16" if V <= 1 << 16 else "uint32"
+            encode_text_to_file(args.text, path, encoder, dtype=dtype, encoding=args.encoding,
+                                errors=args.encoding_errors, progress=not args.no_progress)
+            unknown = None
+            if hasattr(encoder, "vocab"):  # the built-in vocabulary maps unknown tokens to 0
+                unknown = int(np.count_nonzero(open_token_file(path, dtype) == 0))
+            res = dict(text=args.text, encoder=encoder.name,
+                       **_score_ids(args, model, path, dtype, f"the text {args.text}"),
+                       unknown_tokens=unknown)
+    unk = "" if res.get("unknown_tokens") is None else (
+        f" ({res['unknown_tokens'] / res['tokens']:.1%} <unk>)")
+    print(f"{res.get('text') or res['tokens_file']}: {res['tokens']:,} tokens{unk}, "
+          f"{res['examples']:,} next tokens scored, loss {res['loss']:.4f} nats, "
+          f"perplexity {res['perplexity']:.2f}")
+    return res
 
 
 def _positive_int(text: str) -> int:
@@ -262,6 +418,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fit windows K = 1..WINDOW (language models; default 2 for --text, "
                           "1 for --tokens)")
     fit.add_argument("--json", default=None, help="also write the results to this JSON file")
+    fit.add_argument("--out", default=None, metavar="DIR",
+                     help="save the fitted model to this directory (for --text/--tokens: the "
+                          "model of the largest window, with the text's vocabulary); score it "
+                          "later with xsol eval --model DIR")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace an earlier model in --out (a non-empty folder is refused)")
+
+    ev = sub.add_parser("eval", help="score a saved model (fit --out) on held-out data")
+    ev.add_argument("--model", required=True, metavar="DIR", help="a model directory")
+    data = ev.add_mutually_exclusive_group(required=True)
+    data.add_argument("--text", default=None, metavar="SOURCE",
+                      help="a text file, directory of *.txt or tfds:NAME, encoded with the "
+                           "model's vocabulary (language models fitted with --text)")
+    data.add_argument("--tokens", default=None, metavar="FILE",
+                      help="a token-id file (raw uint16/uint32/int32 or .npy)")
+    data.add_argument("--dataset", default=None,
+                      help="an image dataset's test split: digits, fashion_mnist, mnist")
+    ev.add_argument("--data-dir", default=None, help="directory with IDX files (--dataset)")
+    ev.add_argument("--vocab-size", type=_positive_int, default=None,
+                    help="V of the --tokens file (default: the model's; must match it)")
+    ev.add_argument("--dtype", choices=("uint16", "uint32", "int32"), default=None,
+                    help="item type of a raw --tokens file (default uint16)")
+    ev.add_argument("--window", type=_positive_int, default=None,
+                    help="the window K expected of the model (checked)")
+    ev.add_argument("--encoding", default="utf-8", help="text file encoding")
+    ev.add_argument("--encoding-errors", choices=("strict", "replace", "ignore"),
+                    default="strict", help="what to do with bytes the encoding cannot decode")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ev.add_argument("--json", default=None, help="also write the results to this JSON file")
 
     rep = sub.add_parser("reproduce", help="measure every claim and write a report")
     scale = rep.add_mutually_exclusive_group()
@@ -334,12 +519,23 @@ def _run(args) -> int:
     if args.command == "fit":
         if args.window is None:
             args.window = 1 if args.tokens else 2
+        if args.out:  # refused before the fit, not after it
+            from xsol.checkpoint import check_target
+
+            check_target(args.out, overwrite=args.overwrite)
         if args.tokens:
             result = fit_tokens(args)
         elif args.text:
             result = fit_text(args)
         else:
             result = fit_images(args)
+        if args.json:
+            from xsol.serialize import write_json
+
+            write_json(args.json, result)
+        return 0
+    if args.command == "eval":
+        result = evaluate(args)
         if args.json:
             from xsol.serialize import write_json
 

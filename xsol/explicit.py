@@ -279,6 +279,27 @@ class ExplicitSolution:
         order = np.lexsort((np.arange(len(p)), -p))[:k]
         return order.astype(np.int64), p[order]
 
+    def save(self, path, *, vocabulary=None, info: dict | None = None,
+             overwrite: bool = False):
+        """Writes this solution to the directory ``path``; read it back with :func:`xsol.load`.
+
+        Stores ``weights``, ``bias`` and the statistics (Orbax arrays) and the
+        scoring settings (JSON); see :mod:`xsol.checkpoint`.
+
+        Args:
+          path: the directory to create (an existing non-empty one is refused).
+          vocabulary: for a text language model, its :class:`xsol.data.Vocabulary`
+            (or encoder), so new text can be encoded the same way.
+          info: JSON-safe data kept with the model.
+          overwrite: replace an earlier checkpoint at ``path``.
+
+        Returns:
+          ``path`` as a ``pathlib.Path``.
+        """
+        from xsol import checkpoint  # noqa: PLC0415 - imports Orbax only when saving
+
+        return checkpoint.save(self, path, vocabulary=vocabulary, info=info, overwrite=overwrite)
+
     def scaled_weights(self) -> jax.Array:
         """``beta * W``: the weights a plain softmax layer needs to reproduce :meth:`logits`."""
         return self.inverse_temperature * self.weights

@@ -173,6 +173,15 @@ class SparseStats:
         keys, counts = merge_counts(self.keys, self.counts, other.keys, other.counts)
         return dataclasses.replace(self, keys=keys, counts=counts)
 
+    def save(self, path, *, info: dict | None = None, overwrite: bool = False):
+        """Writes these statistics to the directory ``path`` (:mod:`xsol.checkpoint`).
+
+        Read them back with :func:`xsol.load`; returns ``path`` as a ``pathlib.Path``.
+        """
+        from xsol import checkpoint  # noqa: PLC0415 - imports Orbax only when saving
+
+        return checkpoint.save(self, path, info=info, overwrite=overwrite)
+
     @classmethod
     def from_dense(cls, stats, vocab_size: int, window: int = 1) -> "SparseStats":
         """The non-zero entries of dense integer :class:`xsol.CoocStats` (one scan of ``F``).
@@ -435,6 +444,28 @@ class SparseExplicitLM:
             smoothing: float = DEFAULT_SMOOTHING, normalize: str = "l1") -> "SparseExplicitLM":
         """:func:`sparse_cooccurrence` then the sparse explicit solution."""
         return cls(sparse_cooccurrence(X, y, vocab_size, num_classes), smoothing, normalize)
+
+    def save(self, path, *, vocabulary=None, info: dict | None = None,
+             overwrite: bool = False):
+        """Writes this model to the directory ``path``; read it back with :func:`xsol.load`.
+
+        Stores the :class:`SparseStats` (Orbax arrays), ``smoothing`` and
+        ``normalize`` (JSON); the solution is recomputed from them on load
+        (:mod:`xsol.checkpoint`).
+
+        Args:
+          path: the directory to create (an existing non-empty one is refused).
+          vocabulary: for a text language model, its :class:`xsol.data.Vocabulary`
+            (or encoder), so new text can be encoded the same way.
+          info: JSON-safe data kept with the model.
+          overwrite: replace an earlier checkpoint at ``path``.
+
+        Returns:
+          ``path`` as a ``pathlib.Path``.
+        """
+        from xsol import checkpoint  # noqa: PLC0415 - imports Orbax only when saving
+
+        return checkpoint.save(self, path, vocabulary=vocabulary, info=info, overwrite=overwrite)
 
     @property
     def vocab_size(self) -> int:

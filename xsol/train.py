@@ -18,11 +18,16 @@ The pieces, in the order they run:
   :class:`xsol.trajectory.Trajectory`.
 
 Nothing here is device-specific: the same code runs on CPU, GPU and TPU.
-The models are those of :mod:`xsol.models`.
+The models are those of :mod:`xsol.models` (``flax.linen``, parameters kept
+apart) and of :mod:`xsol.nnx_models` (``flax.nnx``, parameters held by the
+module): an NNX model is trained with ``nnx.Optimizer``
+(:func:`make_nnx_train_chunk`) and :func:`train_and_evaluate` returns a
+trained copy of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any, NamedTuple
@@ -31,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 from tqdm.auto import tqdm
 
 from xsol import inputs, scoring
@@ -125,6 +131,117 @@ def make_train_chunk(apply_fn, tx: optax.GradientTransformation, *, batch_size: 
             else:
                 xb, yb = sample_batch(key, s.step, X, y, batch_size)
             return step_fn(s, xb, yb)[0]
+
+        return jax.lax.fori_loop(0, num_steps, body, state)
+
+    return jax.jit(run_chunk, donate_argnums=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class NNXModel:
+    """An :mod:`xsol.nnx_models` model seen through the functional interface used here.
+
+    ``apply({"params": state}, X)`` merges the module's graph with a
+    parameter ``nnx.State`` and calls it; the other methods are the module's
+    (``init_params``, ``explicit_params`` as ``from_explicit``,
+    ``layer_weights``, ``layer_normalizations``, ``prepare``). Equal graphs
+    compare equal, so compiled functions are shared between runs.
+
+    Attributes:
+      graphdef: the module's ``nnx.GraphDef``.
+      module: the module itself (not compared).
+    """
+
+    graphdef: Any
+    module: Any = dataclasses.field(compare=False, repr=False)
+
+    @classmethod
+    def wrap(cls, module) -> "NNXModel":
+        missing = [m for m in ("init_params", "explicit_params", "layer_weights",
+                               "layer_normalizations", "prepare") if not hasattr(module, m)]
+        if missing:
+            raise ValueError(
+                f"train_and_evaluate trains NNX models with the xsol model interface "
+                f"(xsol.nnx_models); {type(module).__name__} lacks {', '.join(missing)}")
+        graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+        others = jax.tree.leaves(rest, is_leaf=lambda x: isinstance(x, nnx.Variable))
+        if others:
+            raise ValueError(
+                f"train_and_evaluate trains NNX models whose only state is their nnx.Param "
+                f"parameters; {type(module).__name__} also holds "
+                f"{sorted({type(v).__name__ for v in others})}")
+        return cls(graphdef, module)
+
+    def merge(self, params):
+        """The module with ``params`` (an ``nnx.State`` of its parameters)."""
+        return nnx.merge(self.graphdef, params)
+
+    def apply(self, variables, X):
+        return self.merge(variables["params"])(X)
+
+    def init_params(self, seed=0):
+        return self.module.init_params(seed)
+
+    def from_explicit(self, source):
+        return self.module.explicit_params(source)
+
+    def layer_weights(self, params):
+        return self.module.layer_weights(params)
+
+    def layer_normalizations(self):
+        return self.module.layer_normalizations()
+
+    def prepare(self, X):
+        return self.module.prepare(X)
+
+    def params(self):
+        """A copy of the module's own parameters."""
+        return jax.tree.map(jnp.array, nnx.state(self.module, nnx.Param))
+
+    def __getattr__(self, name):  # task, num_outputs, num_classes, ...
+        if name in ("graphdef", "module") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.module, name)
+
+
+def create_nnx_train_state(model: NNXModel, params, tx: optax.GradientTransformation):
+    """``(TrainingState(0, params, optimizer_state), optimizer_graphdef)`` for an NNX model.
+
+    ``optimizer_state`` is the ``nnx.State`` of an ``nnx.Optimizer(module, tx,
+    wrt=nnx.Param)`` built on the module holding ``params``.
+    """
+    optimizer = nnx.Optimizer(model.merge(params), tx, wrt=nnx.Param)
+    opt_def, opt_state = nnx.split(optimizer)
+    return TrainingState(jnp.zeros((), jnp.int32), params, opt_state), opt_def
+
+
+def make_nnx_train_chunk(model: NNXModel, opt_def, *, batch_size: int | None):
+    """:func:`make_train_chunk` for an NNX model, stepping with ``nnx.Optimizer``.
+
+    Each step merges the module and its optimizer from the carried states,
+    takes ``nnx.grad`` of the mean cross-entropy, applies
+    ``optimizer.update(module, grads)`` and carries the new states, so the
+    updates are Optax's, as for a linen model; the minibatch of step ``s`` is
+    the same as there.
+
+    Returns:
+      ``run_chunk(state, X, y, key, num_steps) -> state`` (jitted, state donated).
+    """
+
+    def loss(module, X, y):
+        return jnp.mean(inputs.cross_entropy(module(X), y))
+
+    def run_chunk(state, X, y, key, num_steps):
+        def body(_, s):
+            if batch_size is None:
+                xb, yb = X, y
+            else:
+                xb, yb = sample_batch(key, s.step, X, y, batch_size)
+            module = model.merge(s.params)
+            optimizer = nnx.merge(opt_def, s.opt_state)
+            grads = nnx.grad(loss)(module, xb, yb)
+            optimizer.update(module, grads)
+            return TrainingState(s.step + 1, nnx.state(module, nnx.Param), nnx.state(optimizer))
 
         return jax.lax.fori_loop(0, num_steps, body, state)
 
@@ -272,8 +389,10 @@ def initial_params(model, init, seed: int = 0):
     Returns:
       ``(params, kind)`` with ``kind`` one of ``"random"``, ``"zeros"``,
       ``"explicit"``, ``"explicit-calibrated"`` (a solution whose inverse
-      temperature is not 1) or ``"params"``.
+      temperature is not 1), ``"params"`` or (NNX) ``"model"``.
     """
+    if isinstance(model, NNXModel):
+        return _initial_nnx_params(model, init, seed)
     if isinstance(init, str):
         if init == "random":
             return model.init_params(seed), "random"
@@ -299,6 +418,48 @@ def initial_params(model, init, seed: int = 0):
     raise ValueError(
         f"init must be 'random', 'zeros', explicit weights or params, got {type(init).__name__}"
     )
+
+
+def _initial_nnx_params(model: NNXModel, init, seed: int):
+    """:func:`initial_params` for an NNX model: params are an ``nnx.State``.
+
+    Besides the linen choices, ``init="model"`` starts from the module's own
+    parameters, and params may be an ``nnx.State`` or a pure dict of its layout.
+    """
+    if isinstance(init, str):
+        if init == "model":
+            return model.params(), "model"
+        if init == "random":
+            return model.init_params(seed), "random"
+        if init == "zeros":
+            return jax.tree.map(jnp.zeros_like, model.params()), "zeros"
+        raise ValueError("init must be 'model', 'random', 'zeros', explicit weights or params, "
+                         f"got {init!r}")
+    if isinstance(init, (dict, nnx.State)):
+        return _nnx_state(model, init, "init params"), "params"
+    if _is_explicit_source(init):
+        kind = "explicit"
+        if isinstance(init, ExplicitSolution) and init.inverse_temperature != 1.0:
+            kind = "explicit-calibrated"
+        return model.from_explicit(init), kind
+    raise ValueError("init must be 'model', 'random', 'zeros', explicit weights or params, "
+                     f"got {type(init).__name__}")
+
+
+def _nnx_state(model: NNXModel, params, what: str):
+    """``params`` (an ``nnx.State`` or a pure dict) as a float32 State of the model's layout."""
+    ref = nnx.state(model.module, nnx.Param)
+    shapes = jax.tree.map(jnp.shape, nnx.to_pure_dict(ref))
+    pure = nnx.to_pure_dict(params) if isinstance(params, nnx.State) else params
+    try:
+        got = jax.tree.map(jnp.shape, pure)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{what} could not be read as arrays: {e}") from e
+    if got != shapes:
+        raise ValueError(f"{what} have shapes {got}, the model needs {shapes}")
+    state = jax.tree.map(jnp.array, ref)
+    nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), pure))
+    return state
 
 
 def _prepare_xy(model, X, y):
@@ -346,9 +507,12 @@ def train_and_evaluate(
       since :func:`train_and_evaluate` was called, everything included.
 
     Args:
-      model: a model from :mod:`xsol.models`.
+      model: a model from :mod:`xsol.models` (linen) or :mod:`xsol.nnx_models`
+        (NNX; trained with ``nnx.Optimizer``, the module itself is not changed).
       init: where to start (see :func:`initial_params`): ``"random"``,
-        ``"zeros"``, an :class:`xsol.ExplicitSolution`, explicit weights, or params.
+        ``"zeros"``, an :class:`xsol.ExplicitSolution`, explicit weights, or
+        params (NNX: an ``nnx.State`` or pure dict; also ``"model"``, the
+        module's own parameters).
       optimizer: an Optax ``GradientTransformation``, a factory such as
         ``optax.adam`` or its name ``"adam"`` (with ``learning_rate``).
       X: training inputs (dense features or token ids, per the model).
@@ -375,22 +539,31 @@ def train_and_evaluate(
       meta: more metadata to store in the trajectory.
 
     Returns:
-      ``(params, trajectory)``: the parameters after the last step and a
+      ``(params, trajectory)``: the parameters after the last step (for an
+      NNX model: a new module of the same class holding them) and a
       :class:`xsol.trajectory.Trajectory` whose ``meta`` holds ``optimizer``,
       ``learning_rate``, ``seed``, ``init``, ``batch_size``, ``label``,
-      ``model``, ``compared`` and ``compile_seconds``.
+      ``model``, ``compared`` and ``compile_seconds`` (and ``framework``:
+      ``"nnx"`` for an NNX model).
     """
     t_start = time.perf_counter()
     record = check_steps(steps)
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     tx, opt_name = make_optimizer(optimizer, learning_rate)
+    is_nnx = isinstance(model, nnx.Module)
+    if is_nnx:
+        model = NNXModel.wrap(model)
     params, init_kind = initial_params(model, init, seed)
     if reference is None and init_kind.startswith("explicit"):
         reference = init
     ref_layers = None
     if reference is not None:
-        ref_params = reference if isinstance(reference, dict) else model.from_explicit(reference)
+        if is_nnx and isinstance(reference, (dict, nnx.State)):
+            ref_params = _nnx_state(model, reference, "reference params")
+        else:
+            ref_params = (reference if isinstance(reference, dict)
+                          else model.from_explicit(reference))
         ref_layers = [(jnp.array(W), jnp.array(b)) for W, b in model.layer_weights(ref_params)]
     norms = model.layer_normalizations()
     task = getattr(model, "task", "classification")
@@ -410,10 +583,14 @@ def train_and_evaluate(
         test_eval = stack_batches(Xt, yt, eval_batch_size)
 
     # Own copies: the chunk donates its state, which must not free the caller's arrays.
-    state = create_train_state(jax.tree.map(jnp.array, params), tx)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     t0 = time.perf_counter()
-    chunk = make_train_chunk(model.apply, tx, batch_size=batch_size)
+    if is_nnx:
+        state, opt_def = create_nnx_train_state(model, jax.tree.map(jnp.array, params), tx)
+        chunk = make_nnx_train_chunk(model, opt_def, batch_size=batch_size)
+    else:
+        state = create_train_state(jax.tree.map(jnp.array, params), tx)
+        chunk = make_train_chunk(model.apply, tx, batch_size=batch_size)
     chunk = chunk.lower(state, X_dev, y_dev, key, jnp.int32(0)).compile()
     compile_seconds = time.perf_counter() - t0
 
@@ -464,7 +641,7 @@ def train_and_evaluate(
         "batch_size": batch_size,
         "eval_batch_size": eval_batch_size,
         "label": label or f"{init_kind} {opt_name}",
-        "model": type(model).__name__,
+        "model": type(model.module if is_nnx else model).__name__,
         "task": task,
         "num_train": int(train_eval.count),
         "num_test": None if test_eval is None else int(test_eval.count),
@@ -473,5 +650,9 @@ def train_and_evaluate(
         "compile_seconds": compile_seconds,
         "backend": jax.default_backend(),
     }
+    if is_nnx:
+        info["framework"] = "nnx"
     info.update(meta or {})
+    if is_nnx:
+        return model.merge(state.params), Trajectory(rows=rows, meta=info)
     return state.params, Trajectory(rows=rows, meta=info)

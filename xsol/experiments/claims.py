@@ -157,7 +157,9 @@ def tuning_section(runs: dict, setups: dict, out: Path, cfg) -> tuple:
         s = setups[name]
         reasons = Counter(r.optimum["reason"] for r in rs)
         orows.append(dict(
-            task=name, l2=f"{s.l2:g}", how=", ".join(f"{k} ({n}/{len(rs)})" for k, n in
+            task=name, l2=f"{s.l2:g}" + (" (grid edge)" if s.l2_table and len(s.l2_table) > 1
+                                          and s.l2 in (s.l2_table[0]["l2"], s.l2_table[-1]["l2"])
+                                          else ""), how=", ".join(f"{k} ({n}/{len(rs)})" for k, n in
                                                      reasons.items()),
             iters=fmt(_ms(rs, lambda r: r.optimum["iterations"]), 0),
             grad=f"{max(r.optimum['grad_norm'] for r in rs):.2g}",
@@ -170,10 +172,12 @@ def tuning_section(runs: dict, setups: dict, out: Path, cfg) -> tuple:
         data[f"{name} / optimum"] = dict(l2=s.l2, l2_table=s.l2_table, unpenalized=s.unpenalized,
                                          reasons=dict(reasons))
     tables.append(Table(
-        f"The reference optimum (full-batch L-BFGS, at most {cfg.optimum_max_iter} iterations; "
+        f"The reference optimum (full-batch L-BFGS, at most {cfg.optimum_max_iter} iterations "
+        f"for images and {cfg.lm_optimum_max_iter} for language models; "
         "converged = 'gradient': the gradient max-norm reached 1e-05; 'stalled': the relative "
         "loss change stayed below 1e-07 for 10 iterations; 'iteration cap'). Image tasks use "
-        f"the L2 penalty chosen on validation from {list(cfg.optimum_l2_grid)}; the "
+        f"the L2 penalty with the lowest validation loss among those of "
+        f"{list(cfg.optimum_l2_grid)} whose run converged; the "
         "unpenalized fit is shown beside it (separable: it classifies every fitting example "
         "correctly, so the unpenalized loss has no finite minimizer).",
         [("task", "task", None), ("l2", "L2", None), ("how", "how each seed's run ended", None),
@@ -676,6 +680,9 @@ def claim_c8(runs: dict, tasks: dict, out: Path, cfg) -> ClaimResult:
         "of each feature (held-out co-occurrences, row-normalized) to that readout. It asks "
         "whether a row can be read on its own, and whether the reading holds on unseen data; "
         "unlike the template correlation it does not reward the first gradient step's direction.",
+        "The explicit rows are these conditionals estimated on the training data, so for them D "
+        "measures how well that reading carries over to unseen data; gradient-trained rows were "
+        "never fitted to be read one feature at a time, and D says how far they are from it.",
     ]
     return ClaimResult("C8", "explicit weights are interpretable", verdict, "; ".join(parts),
                        tables, plots, notes, data, rule=C8_RULE)

@@ -42,7 +42,9 @@ class ReproduceConfig:
       optimum_l2_grid: L2 penalties for the optimum of image tasks (chosen on
         the validation split; image data can be separable, where the
         unpenalized optimum does not exist).
-      optimum_max_iter: L-BFGS iteration cap of every optimum.
+      optimum_max_iter: L-BFGS iteration cap of the image tasks' optima.
+      lm_optimum_max_iter: the same for language models (each iteration
+        scores every training window against a ``K V x V`` matrix).
       smoothing_grid: smoothing values across which C1's gap is reported.
       hidden_widths: hidden-layer widths for the multi-layer experiments.
       lm_smoothing: additive smoothing for the language models.
@@ -63,13 +65,14 @@ class ReproduceConfig:
     resample_fraction: float = 0.9
     validation_fraction: float = 0.15
     steps: int = 300
-    lr_grid: tuple = lr_grid(1e-3, 10.0, 1)
+    lr_grid: tuple = lr_grid(1e-4, 100.0, 1)
     optimizers: tuple = ("adam", "sgd_momentum")
     lm_sweep_seeds: int | None = 1
     batch_size: int | None = None
     lm_batch_size: int | None = 4096
-    optimum_l2_grid: tuple = (1e-7, 1e-6, 1e-5, 1e-4)
-    optimum_max_iter: int = 300
+    optimum_l2_grid: tuple = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
+    optimum_max_iter: int = 1000
+    lm_optimum_max_iter: int = 300
     smoothing_grid: tuple = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
     hidden_widths: tuple = (32,)
     lm_smoothing: float = 0.01
@@ -82,13 +85,15 @@ class ReproduceConfig:
         presets = {
             "tiny": dict(vocab_size=300, windows=(1,), max_tokens=20000, seeds=(0, 1),
                          steps=40, hidden_widths=(16,), image_limit=600,
-                         lr_grid=lr_grid(1e-2, 10.0, 1), optimum_l2_grid=(1e-6, 1e-4),
-                         optimum_max_iter=100, smoothing_grid=(1e-3, 1e-1)),
+                         lr_grid=lr_grid(1e-2, 100.0, 1), optimum_l2_grid=(1e-6, 1e-4),
+                         optimum_max_iter=200, lm_optimum_max_iter=100,
+                         smoothing_grid=(1e-3, 1e-1)),
             "quick": dict(),
             "full": dict(image_datasets=("digits", "fashion_mnist"), vocab_size=2000,
                          windows=(1, 2, 3), seeds=tuple(range(10)), steps=3000,
                          hidden_widths=(64, 256), batch_size=None,
-                         lr_grid=lr_grid(1e-4, 10.0, 2), optimum_max_iter=3000,
+                         lr_grid=lr_grid(1e-4, 100.0, 2), optimum_max_iter=3000,
+                         lm_optimum_max_iter=1000,
                          lm_sweep_seeds=None),
         }
         if scale not in presets:

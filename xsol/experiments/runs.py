@@ -146,9 +146,22 @@ def _weights_metrics(W, b, task: Task, X, y) -> dict:
 
 def _optimum(task: Task, l2: float, cfg: ReproduceConfig, init=None):
     X = _prepared(task, task.X_train)
+    cap = cfg.lm_optimum_max_iter if task.is_lm else cfg.optimum_max_iter
     return fit_optimum(X, task.y_train, task.num_classes, kind=task.kind,
-                       num_features=task.num_features, init=init, l2=l2,
-                       max_iter=cfg.optimum_max_iter, tol=OPTIMUM_TOL)
+                       num_features=task.num_features, init=init, l2=l2, max_iter=cap,
+                       tol=OPTIMUM_TOL)
+
+
+def choose_l2(table: list) -> int:
+    """Index of the penalty with the lowest validation loss among those whose optimum converged.
+
+    A penalty whose L-BFGS run did not converge within its cap has no optimum
+    to stand for; it is chosen only when none converged (and then flagged).
+    """
+    losses = np.asarray([r["val_loss"] for r in table], np.float64)
+    ok = np.asarray([r["reason"] == "gradient" for r in table]) & np.isfinite(losses)
+    pool = ok if ok.any() else np.isfinite(losses)
+    return int(np.nanargmin(np.where(pool, losses, np.nan)))
 
 
 def setup_task(fit_task: Task, val: tuple, cfg: ReproduceConfig) -> TaskSetup:
@@ -162,8 +175,7 @@ def setup_task(fit_task: Task, val: tuple, cfg: ReproduceConfig) -> TaskSetup:
         m = _weights_metrics(opt.weights, opt.bias, fit_task, Xv, val[1])
         table.append(dict(l2=float(l2), val_loss=m["loss"], val_accuracy=m["accuracy"],
                           reason=opt.reason, iterations=opt.iterations))
-    losses = np.asarray([r["val_loss"] for r in table])
-    best = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
+    best = choose_l2(table)
     free = _optimum(fit_task, 0.0, cfg)
     tr = _weights_metrics(free.weights, free.bias, fit_task, _prepared(fit_task, fit_task.X_train),
                           fit_task.y_train)

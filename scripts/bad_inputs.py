@@ -85,16 +85,43 @@ def cases(tmp: str):
             write_idx(os.path.join(tmp, "t10k-images-idx3-ubyte"), np.zeros((1, 2, 2), np.uint8)),
             write_idx(os.path.join(tmp, "t10k-labels-idx1-ubyte"), np.zeros(1, np.uint8)),
             load_images("mnist", data_dir=tmp))),
+        ("refine on negative features", lambda: xsol.refine(with_(X, (2, 0), -0.5), y, 2)),
+        ("scikit-learn estimator on negative features",
+         lambda: xsol.ExplicitSoftmaxClassifier().fit(with_(X, (2, 0), -0.5), y)),
+        ("load a directory that holds no model", lambda: xsol.load(tmp)),
+        ("save over an existing model", lambda: (
+            xsol.fit_explicit(X, y, 2).save(os.path.join(tmp, "m")),
+            xsol.fit_explicit(X, y, 2).save(os.path.join(tmp, "m")))),
+        ("explicit head on a layer fed negative features", lambda: _head_negative(X, y)),
         ("predict_proba past the memory budget", lambda: (
             os.environ.__setitem__("XSOL_MEMORY_BUDGET", "1K"),
             xsol.fit_explicit(X, y, 2).predict_proba(np.ones((1000, 3), np.float32)))),
     ]
 
 
+def _head_negative(X, y):
+    from flax import nnx
+
+    import xsol
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden = nnx.Linear(3, 4, rngs=rngs)
+            self.head = nnx.Linear(4, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.head(self.hidden(x))  # no activation: features of both signs
+
+    return xsol.explicit_head(Net(nnx.Rngs(0)), layer="head", batches=[(X, y)])
+
+
 CLI_CASES = [
     ("xsol fit --limit 0", ["fit", "--limit", "0"]),
     ("xsol fit --text --window 0", ["fit", "--text", "--window", "0"]),
     ("xsol reproduce --seeds -2", ["reproduce", "--seeds", "-2"]),
+    ("xsol reproduce --lr-grid 0.1,-1", ["reproduce", "--lr-grid", "0.1,-1"]),
+    ("xsol eval --model missing-dir --dataset digits", ["eval", "--model", "missing-dir",
+                                                         "--dataset", "digits"]),
     ("xsol fit --smoothing 1e-45", ["fit", "--smoothing", "1e-45"]),
     ("xsol fit --dataset cifar", ["fit", "--dataset", "cifar"]),
     ("xsol fit --tokens missing.bin --vocab-size 10", ["fit", "--tokens", "missing.bin",

@@ -339,13 +339,7 @@ def fit_explicit(
     Returns:
       An :class:`ExplicitSolution`.
     """
-    X = inputs.as_host_array(X)
-    if np.ndim(X) == 0 or np.shape(X)[0] == 0:
-        raise ValueError("X is empty (0 examples); expected at least one example")
-    explicit_kind = kind
-    kind = inputs.infer_kind(X, kind)
-    if explicit_kind == "auto":
-        inputs.warn_if_ids_look_dense(X)
+    X, kind = inputs.host_examples(X, kind)
     normalize = inputs.check_normalize(normalize)
     y = inputs.check_labels(y, np.shape(X)[0], num_classes)
     if num_classes is None:

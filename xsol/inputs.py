@@ -378,3 +378,21 @@ def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
     """Per-example ``-log softmax(z)[y]``, computed stably with logsumexp."""
     lse = jax.nn.logsumexp(logits, axis=-1)
     return lse - jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0]
+
+
+def host_examples(X, kind: str = "auto"):
+    """``(X, kind)``: ``X`` as a host array and its kind, refusing empty input.
+
+    ``kind="auto"`` is inferred (:func:`infer_kind`) with a warning when an
+    integer array looks like dense features (:func:`warn_if_ids_look_dense`).
+
+    Raises:
+      ValueError: no examples, or an unknown ``kind``.
+    """
+    X = as_host_array(X)
+    if np.ndim(X) == 0 or np.shape(X)[0] == 0:
+        raise ValueError("X is empty (0 examples); expected at least one example")
+    resolved = infer_kind(X, kind)
+    if kind == "auto":
+        warn_if_ids_look_dense(X)
+    return X, resolved

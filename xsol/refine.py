@@ -461,13 +461,7 @@ def _initial_point(init, *, M, N, kind, normalize, window, stats_fn):
 
 def _setup(X, y, num_classes, *, kind, vocab_size, normalize, stats, batch_rows, copies):
     """Validates the data and gathers ``F``: ``(problem, stats, statistics seconds)``."""
-    X = inputs.as_host_array(X)
-    if np.ndim(X) == 0 or np.shape(X)[0] == 0:
-        raise ValueError("X is empty (0 examples); expected at least one example")
-    explicit_kind = kind
-    kind = inputs.infer_kind(X, kind)
-    if explicit_kind == "auto":
-        inputs.warn_if_ids_look_dense(X)
+    X, kind = inputs.host_examples(X, kind)
     y = inputs.check_labels(y, np.shape(X)[0], num_classes)
     if num_classes is None:
         num_classes = inputs.infer_num_classes(y)

@@ -22,6 +22,21 @@ def _pyplot():
     return plt
 
 
+def _panels(plt, names):
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    return fig, axes[0]
+
+
+def _finish(plt, fig, axes, path, title: str) -> str:
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
 def curves_over_seeds(seed_runs: list, init: str, metric: str):
     """``(steps, mean, std)`` of ``metric`` over the seeds' Adam runs from ``init``."""
     trajs = [r.adam[init] for r in seed_runs]
@@ -49,8 +64,8 @@ def plot_metric_by_task(runs: dict, metric: str, inits, path, *, ylabel: str,
     """
     plt = _pyplot()
     names = list(runs)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = _panels(plt, names)
+    for ax, name in zip(axes, names):
         for init in inits:
             steps, mean, std = curves_over_seeds(runs[name], init, metric)
             x = np.maximum(steps, 0.8)  # step 0 on a log axis
@@ -66,13 +81,7 @@ def plot_metric_by_task(runs: dict, metric: str, inits, path, *, ylabel: str,
         ax.set_xlabel("Adam step (step 0 drawn at 0.8)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _finish(plt, fig, axes, path, title)
 
 
 def plot_by_rate(curves: dict, path, *, ylabel: str, title: str = "", hline=None) -> str:
@@ -91,8 +100,8 @@ def plot_by_rate(curves: dict, path, *, ylabel: str, title: str = "", hline=None
     """
     plt = _pyplot()
     names = list(curves)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = _panels(plt, names)
+    for ax, name in zip(axes, names):
         for label, (rates, values, chosen) in curves[name].items():
             v = np.asarray(values, np.float64)
             mean = np.nanmean(v, 0) if v.ndim == 2 else v
@@ -109,10 +118,4 @@ def plot_by_rate(curves: dict, path, *, ylabel: str, title: str = "", hline=None
         ax.set_xlabel("learning rate (circles: chosen on validation)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _finish(plt, fig, axes, path, title)

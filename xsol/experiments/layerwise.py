@@ -859,6 +859,26 @@ def _range(values) -> str:
     return f"{min(v):.1f}-{max(v):.1f}" if v else "n/a"
 
 
+def run_cells(cells, cfg: ReproduceConfig, tasks: TaskCache, run_seed, *, desc: str,
+              progress: bool) -> dict:
+    """``{(task name, H): [run_seed(fit_task, H, seed, cfg, val) per seed]}`` over the cells.
+
+    Each task is split once (:func:`_split`); every seed of every (task,
+    width) cell trains on that split's fitting part.
+    """
+    from tqdm.auto import tqdm
+
+    splits = {task.name: _split(cfg, tasks, task) for task, _ in cells}
+    work = [(task, H, seed) for task, H in cells for seed in cfg.seeds]
+    results = {}
+    with tqdm(work, desc=desc, disable=not progress) as bar:
+        for task, H, seed in bar:
+            bar.set_postfix_str(f"{task.name} H={H} seed {seed}")
+            fit_task, val = splits[task.name]
+            results.setdefault((task.name, H), []).append(run_seed(fit_task, H, seed, cfg, val))
+    return results
+
+
 def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
         progress: bool = False) -> ClaimResult:
     """Runs the C5 experiment on every image task, hidden width and seed of ``cfg``.
@@ -874,8 +894,6 @@ def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
     Returns:
       The :class:`ClaimResult` for claim C5; ``data`` holds every number per seed.
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -898,15 +916,8 @@ def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
         return ClaimResult(CLAIM, TITLE, "not run", why, rule=rule,
                            data=dict(skipped=skipped, too_narrow=too_narrow))
 
-    splits = {task.name: _split(cfg, tasks, task) for task, _ in cells}
-    work = [(task, H, seed) for task, H in cells for seed in cfg.seeds]
-    bar = tqdm(work, desc="C5 layer-wise explicit", disable=not progress)
-    results = {}
-    for task, H, seed in bar:
-        bar.set_postfix_str(f"{task.name} H={H} seed {seed}")
-        fit_task, val = splits[task.name]
-        results.setdefault((task.name, H), []).append(run_seed(fit_task, H, seed, cfg, val))
-    bar.close()
+    results = run_cells(cells, cfg, tasks, run_seed, desc="C5 layer-wise explicit",
+                        progress=progress)
 
     numbers, plots, method_rows, lr_rows, sens_rows = [], [], [], [], []
     for task, H in cells:

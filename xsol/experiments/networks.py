@@ -51,7 +51,7 @@ import numpy as np
 
 from xsol.experiments import verdicts
 from xsol.experiments.config import ReproduceConfig, TaskCache
-from xsol.experiments.layerwise import (TIE_TOLERANCE, _mean, _slug, _split, decide,
+from xsol.experiments.layerwise import (TIE_TOLERANCE, _mean, _slug, decide, run_cells,
                                         fit_layerwise, mlp_for, network_row, part_sentence,
                                         threshold_test)
 from xsol.experiments.report import ClaimResult, Table
@@ -428,8 +428,6 @@ def run_c7(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
     Returns:
       The :class:`ClaimResult` for claim C7; ``data`` holds every number per seed.
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -449,15 +447,8 @@ def run_c7(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
         return ClaimResult(CLAIM, TITLE, "not run", why, rule=rule,
                            data=dict(skipped=skipped, too_narrow=too_narrow))
 
-    splits = {task.name: _split(cfg, tasks, task) for task, _ in cells}
-    work = [(task, H, seed) for task, H in cells for seed in cfg.seeds]
-    bar = tqdm(work, desc="C7 warm vs cold networks", disable=not progress)
-    results = {}
-    for task, H, seed in bar:
-        bar.set_postfix_str(f"{task.name} H={H} seed {seed}")
-        fit_task, val = splits[task.name]
-        results.setdefault((task.name, H), []).append(run_seed(fit_task, H, seed, cfg, val))
-    bar.close()
+    results = run_cells(cells, cfg, tasks, run_seed, desc="C7 warm vs cold networks",
+                        progress=progress)
 
     steps_b = budgets(cfg)
     numbers, sens_rows, plots, main_rows, lr_rows, budget_rows = [], [], [], [], [], []

@@ -133,3 +133,49 @@ def test_one_pass_range_checks(dtype):
             inputs.check_ids(np.array([0, -1], dtype), 5)
         with pytest.raises(ValueError, match="label -1 is outside"):
             inputs.check_labels(np.array([-1, 0], dtype), 2, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.bool_])
+def test_dense_chunk_partials_are_the_per_chunk_products(rng, dtype):
+    X = (rng.random((96, 10)) * 4).astype(dtype)
+    y = rng.integers(0, 5, 96).astype(np.int32)
+    y[7] = 5  # padding label: counts nothing
+    for normalize in ("l1", "none"):
+        P, x_min, finite = xsol.stats.dense_chunk_partials(
+            X, y, rows=32, num_classes=5, normalize=normalize)
+        assert P.shape == (3, 5, 10) and bool(finite) and float(x_min) >= 0
+        x = X.astype(np.float64)
+        if normalize == "l1":
+            s = x.sum(1, keepdims=True)
+            x = x / np.where(s > 0, s, 1)
+        onehot = np.eye(6)[y][:, :5]
+        for c in range(3):
+            ref = onehot[32 * c:32 * (c + 1)].T @ x[32 * c:32 * (c + 1)]
+            np.testing.assert_allclose(np.asarray(P[c]), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_one_device_pass_with_a_last_partial_chunk_is_exact_for_counts(monkeypatch, rng):
+    # Integer features, no normalization: every chunk sum is exact in float32 and
+    # the float64 total is exact, past 2**24 in total.
+    monkeypatch.setattr(acc_mod, "EXACT_CHUNK_ROWS", 64)
+    X = rng.integers(200, 256, (1000, 3)).astype(np.uint8)
+    X = np.repeat(X, 100, axis=0)  # 100k rows: column totals near 2.3e7 > 2**24
+    y = (rng.random(len(X)) < 0.1) * rng.integers(1, 4, len(X))  # 90% in class 0
+    assert acc_mod.dense_pass_rows(len(X), 3, 1) == 64 and len(X) % 64
+    got = xsol.accumulate([(X, y)], 4, progress=False, normalize="none")
+    ref = X.T.astype(np.int64) @ np.eye(4, dtype=np.int64)[y]
+    assert ref.max() > 2 ** 24
+    np.testing.assert_array_equal(np.asarray(got.cooc), ref)
+    np.testing.assert_array_equal(np.asarray(got.feature_totals), ref.sum(1))
+    np.testing.assert_array_equal(np.asarray(got.label_counts), np.bincount(y, minlength=4))
+
+
+def test_a_bad_value_in_the_last_partial_chunk_is_refused(monkeypatch, rng):
+    monkeypatch.setattr(acc_mod, "EXACT_CHUNK_ROWS", 64)
+    X = rng.random((200, 5)).astype(np.float32)
+    X[197, 2] = -0.5  # rows 192..199 are the partial chunk
+    with pytest.raises(xsol.BatchError, match="negative values .*row 197"):
+        xsol.accumulate([(X, rng.integers(0, 3, 200))], 3, progress=False)
+    X[197, 2] = np.inf
+    with pytest.raises(xsol.BatchError, match="NaN or infinity"):
+        xsol.accumulate([(X, rng.integers(0, 3, 200))], 3, progress=False)

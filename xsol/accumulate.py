@@ -406,28 +406,74 @@ def _add_dense_batch(acc, host: CoocStats, base: CoocStats, X, y, mesh, index: i
     """``host`` plus one validated dense batch, summed chunk by chunk into float64/int64.
 
     Each chunk of at most :data:`EXACT_CHUNK_ROWS` rows is reduced on the device
-    (float32, from zero statistics ``base``) and added to the host totals in
-    float64 (counts in int64), so totals never stop growing at ``2**24`` and
-    counters never wrap at ``2**31``. A chunk with a negative or non-finite
-    value (or row sums that overflow float32) refuses the batch; the totals of
+    in float32 and added to the host totals in float64 (counts in int64), so
+    totals never stop growing at ``2**24`` and counters never wrap at
+    ``2**31``. On one device the whole batch is one compiled call
+    (:func:`xsol.stats.dense_chunk_partials`, plus one for a last partial
+    chunk) that reads a host array where it lies; with a mesh each chunk is
+    split across the devices (:func:`step`). A negative or non-finite value
+    (or row sums that overflow float32) refuses the batch; the totals of
     earlier batches are kept in the :class:`BatchError`.
     """
-    n = X.shape[0]
-    chunks = []
-    for lo in range(0, n, EXACT_CHUNK_ROWS):
-        part, x_min, finite = step(acc, base, X[lo:lo + EXACT_CHUNK_ROWS],
-                                   y[lo:lo + EXACT_CHUNK_ROWS], mesh)
-        chunks.append((part, x_min, finite))
-    if not all(bool(f) for _, _, f in chunks) or min(float(m) for _, m, _ in chunks) < 0:
+    if mesh is None:
+        cooc_t, x_min, finite = _dense_partials_one_device(acc, X, y)
+        cooc_part, totals_part = None, None
+    else:
+        n = X.shape[0]
+        chunks = []
+        for lo in range(0, n, EXACT_CHUNK_ROWS):
+            part, m, f = step(acc, base, X[lo:lo + EXACT_CHUNK_ROWS],
+                              y[lo:lo + EXACT_CHUNK_ROWS], mesh)
+            chunks.append((part, m, f))
+        finite = all(bool(f) for _, _, f in chunks)
+        x_min = min(float(m) for _, m, _ in chunks)
+    if not finite or x_min < 0:
         raise BatchError(f"batch {index}: {dense_value_error(X)}", index, host)
-    cooc, totals = host.cooc.copy(), host.feature_totals.copy()
-    labels, count = host.label_counts.copy(), int(host.num_examples)
-    for part, _, _ in chunks:
-        cooc += np.asarray(part.cooc, np.float64)
-        totals += np.asarray(part.feature_totals, np.float64)
-        labels += np.asarray(part.label_counts, np.int64)
-        count += int(part.num_examples)
-    return CoocStats(cooc, totals, labels, np.int64(count))
+    if mesh is None:
+        cooc_part = cooc_t.T
+        totals_part = cooc_part.sum(axis=1)
+    else:
+        cooc_part = sum(np.asarray(p.cooc, np.float64) for p, _, _ in chunks)
+        totals_part = sum(np.asarray(p.feature_totals, np.float64) for p, _, _ in chunks)
+    labels = np.bincount(np.asarray(y), minlength=acc.num_classes)[:acc.num_classes]
+    return CoocStats(host.cooc + cooc_part, host.feature_totals + totals_part,
+                     host.label_counts + labels.astype(np.int64),
+                     np.int64(int(host.num_examples) + X.shape[0]))
+
+
+def dense_pass_rows(num_rows: int, num_features: int, itemsize: int) -> int:
+    """Rows per chunk of the one-device dense pass: cache-sized, aligned, at most ``EXACT_CHUNK_ROWS``.
+
+    :func:`chunk_rows` (about :data:`DENSE_CHUNK_BYTES` of float32 per chunk,
+    chunk starts 64-byte aligned) capped at :data:`EXACT_CHUNK_ROWS`, so every
+    chunk's float32 sum stays exact for integer-valued features.
+    """
+    return min(chunk_rows(num_rows, num_features, itemsize), EXACT_CHUNK_ROWS)
+
+
+def _dense_partials_one_device(acc, X, y):
+    """``(sum_c P_c, x_min, finite)`` of a validated dense batch on one device, float64 sum on the host.
+
+    The batch's first ``C * R`` rows go to the device as they lie (a view, no
+    copy, when ``X`` is a 64-byte aligned host array) in one call; the
+    remaining rows (fewer than ``R``) in a second call.
+    """
+    if isinstance(X, np.ndarray):
+        X = inputs.aligned(X)
+    y = inputs.aligned(np.asarray(y), np.int32)
+    n = X.shape[0]
+    rows = dense_pass_rows(n, X.shape[1], X.dtype.itemsize)
+    full = n // rows * rows
+    kw = dict(num_classes=acc.num_classes, normalize=acc.normalize)
+    parts = []
+    if full:
+        parts.append(st.dense_chunk_partials(X[:full], y[:full], rows=rows, **kw))
+    if full < n:
+        parts.append(st.dense_chunk_partials(X[full:], y[full:], rows=n - full, **kw))
+    total = sum(np.asarray(P, np.float64).sum(axis=0) for P, _, _ in parts)
+    x_min = min(float(m) for _, m, _ in parts)
+    finite = all(bool(f) for _, _, f in parts)
+    return total, x_min, finite
 
 
 def _check_state(acc: Accumulator, state: CoocStats | None) -> CoocStats:

@@ -278,6 +278,75 @@ def dense_batch_stats(
     return stats, x_min, finite
 
 
+def _example_weights(s: jax.Array, normalize: Normalize) -> jax.Array:
+    """``w_t = 1 / s_t`` for ``"l1"`` (``0`` for an all-zero row), ``1`` for ``"none"``."""
+    if normalize == "l1":
+        return jnp.where(s > 0, 1.0 / jnp.where(s > 0, s, 1.0), 0.0)
+    return jnp.ones_like(s)
+
+
+def _chunk_product(x: jax.Array, y: jax.Array, num_classes: int, normalize: Normalize):
+    """``(A^T x, s)`` for chunks ``x`` of shape ``(C, R, M)``: ``A = onehot(y) * w``, ``s`` the row sums."""
+    s = x.sum(axis=-1)
+    At = jnp.swapaxes(jax.nn.one_hot(y, num_classes, dtype=x.dtype)
+                      * _example_weights(s, normalize)[..., None], -1, -2)
+    F = jax.lax.dot_general(At, x, (((2,), (1,)), ((0,), (0,))),
+                            precision=jax.lax.Precision.HIGHEST)
+    return F, s
+
+
+@functools.partial(jax.jit, static_argnames=("rows", "num_classes", "normalize"))
+def dense_chunk_partials(X: jax.Array, y: jax.Array, *, rows: int, num_classes: int,
+                         normalize: Normalize):
+    """Per-chunk float32 co-occurrence of dense features, in one compiled pass.
+
+    ``X`` (``B x M``, ``B`` a multiple of ``rows``) is read as ``C = B / rows``
+    consecutive chunks ``X_c`` and each chunk's transposed co-occurrence
+
+        ``P_c = (X~_c^T onehot(y_c))^T = A_c^T X_c``,  ``A_c = onehot(y_c) * w``
+
+    is returned (``w_t = 1 / sum(x_t)`` for ``"l1"``, ``1`` for ``"none"``), so
+    ``F = sum_c P_c^T``. The chunks are summed by the caller in float64: a
+    chunk sum of integer-valued features is exact in float32 while it stays
+    below ``2**24`` (``rows * max(x) < 2**24``), and the float64 total of the
+    exact chunk sums is exact too.
+
+    Float inputs are read three times in one program with no copy: the row
+    sums and the minimum (one loop each) and a batched ``N x R`` by ``R x M``
+    product. ``uint8``/``bool`` inputs cannot be negative or non-finite, so
+    they skip the checks; they are converted to float32 one chunk at a time
+    (a loop over chunks, so the float32 copy of a chunk stays in the CPU's
+    cache) because a product that converts its operand on the fly falls back
+    to a slow kernel. Padding rows may be labelled ``num_classes`` (their
+    one-hot row is zero).
+
+    Args:
+      X: ``(B, M)`` float, ``uint8`` or ``bool``; ``B`` a multiple of ``rows``.
+      y: int32 labels, shape ``(B,)``.
+      rows: rows per chunk ``R``.
+      num_classes: ``N``.
+      normalize: ``"l1"`` or ``"none"``.
+
+    Returns:
+      ``(P, x_min, finite)``: ``P`` of shape ``(C, N, M)`` (float32), the
+      smallest entry of ``X`` (``0`` for unsigned and boolean inputs) and
+      whether every row sum is finite.
+    """
+    B, M = X.shape
+    C = B // rows
+    Xc, yc = X.reshape(C, rows, M), y.reshape(C, rows)
+    if jnp.issubdtype(X.dtype, jnp.floating):
+        F, s = _chunk_product(Xc, yc, num_classes, normalize)
+        return F, Xc.min(axis=2).min(), jnp.all(jnp.isfinite(s))
+
+    def one_chunk(_, xy):
+        x = jax.lax.optimization_barrier(xy[0].astype(jnp.float32))
+        return None, _chunk_product(x[None], xy[1][None], num_classes, normalize)[0][0]
+
+    _, F = jax.lax.scan(one_chunk, None, (Xc, yc))
+    return F, jnp.zeros((), jnp.float32), jnp.array(True)
+
+
 def token_cooccurrence(vocab_size: int, num_classes: int, window: int = 1) -> Accumulator:
     """Accumulator of exact integer counts for token-id inputs.
 

@@ -10,6 +10,10 @@ too, for reference):
 * ``fit``: ``xsol.fit_explicit(X, y, N)``: checks, statistics pass and solve.
 * ``mnb``: ``sklearn.naive_bayes.MultinomialNB(alpha=0.01).fit(X, y)``.
 * ``numpy_matmul``: ``X.T @ onehot(y)`` (numpy, float32 one-hot).
+* ``part_*`` (float32, where the fit's time goes): the three reads of ``X``
+  inside the one-device statistics pass (:func:`xsol.stats.dense_chunk_partials`)
+  compiled alone on the same chunked view: the row sums, the minimum and the
+  batched product with a precomputed ``A``.
 
 The float32 and the uint8 candidates are timed as two interleaved groups.
 """
@@ -69,6 +73,30 @@ def _unaligned_copy(X: np.ndarray) -> np.ndarray:
     return out
 
 
+def _fit_parts(Xf: np.ndarray, y: np.ndarray, num_classes: int) -> dict:
+    """The three reads of the one-device dense pass, each compiled alone (module docstring)."""
+    from xsol.accumulate import dense_pass_rows  # noqa: PLC0415
+
+    rows = min(dense_pass_rows(*Xf.shape, Xf.dtype.itemsize), Xf.shape[0])
+    full = Xf.shape[0] // rows * rows
+    Xc = Xf[:full]
+    shape = (full // rows, rows, Xf.shape[1])
+    s = Xc.reshape(shape).sum(axis=2)
+    At = np.zeros((shape[0], num_classes, rows), np.float32)
+    yc = y[:full].reshape(shape[:2])
+    np.put_along_axis(At, yc[:, None, :], (1 / np.where(s > 0, s, 1))[:, None, :], axis=1)
+    At = inputs.aligned(At)
+    row_sums = jax.jit(lambda X: X.reshape(shape).sum(axis=2))
+    minimum = jax.jit(lambda X: X.reshape(shape).min(axis=2).min())
+    product = jax.jit(lambda X, A: jax.lax.dot_general(
+        A, X.reshape(shape), (((2,), (1,)), ((0,), (0,))), precision=jax.lax.Precision.HIGHEST))
+    return {
+        "part_row_sums_f32": lambda: row_sums(Xc).block_until_ready(),
+        "part_minimum_f32": lambda: minimum(Xc).block_until_ready(),
+        "part_product_f32": lambda: product(Xc, At).block_until_ready(),
+    }
+
+
 def bench_explicit_fit(Xu8: np.ndarray, y: np.ndarray, num_classes: int, *, repeats: int,
                        peak_gbps: float | None = None) -> dict:
     """Interleaved timings of the explicit fit and its references (module docstring)."""
@@ -87,6 +115,8 @@ def bench_explicit_fit(Xu8: np.ndarray, y: np.ndarray, num_classes: int, *, repe
     def stats(X):
         return lambda: xsol.accumulate([(X, y)], N, progress=False).cooc
 
+    parts = _fit_parts(Xf, y, N)
+
     f32 = {
         "floor_numpy_sum_f32": lambda: Xf.sum(),
         "floor_jax_sum_f32": lambda: jsum(Xf_dev),
@@ -95,6 +125,7 @@ def bench_explicit_fit(Xu8: np.ndarray, y: np.ndarray, num_classes: int, *, repe
         "fit_f32_unaligned": fit(Xf_un),
         "mnb_f32": lambda: MultinomialNB(alpha=0.01).fit(Xf, y),
         "numpy_matmul_f32": lambda: Xf.T @ onehot,
+        **parts,
     }
     u8 = {
         "floor_numpy_sum_u8": lambda: Xu8.sum(),
@@ -111,7 +142,7 @@ def bench_explicit_fit(Xu8: np.ndarray, y: np.ndarray, num_classes: int, *, repe
     bandwidth = {}
     for name, m in med.items():
         kind = "u8" if name.endswith("u8") else "f32"
-        if name.startswith(("floor", "stats", "fit")) and "unaligned" not in name:
+        if name.startswith(("floor", "stats", "fit", "part")) and "unaligned" not in name:
             gbps = nbytes[kind] / m / 1e9
             bandwidth[name] = {"gb_per_s": gbps}
             if peak_gbps:
@@ -124,7 +155,9 @@ def bench_explicit_fit(Xu8: np.ndarray, y: np.ndarray, num_classes: int, *, repe
         "mnb_u8_over_fit_u8": med["mnb_u8"] / med["fit_u8"],
         "numpy_matmul_over_fit_f32": med["numpy_matmul_f32"] / med["fit_f32"],
         "fit_u8_over_numpy_floor_f32": med["fit_u8"] / med["floor_numpy_sum_f32"],
+        "fit_u8_over_numpy_floor_u8": med["fit_u8"] / med["floor_numpy_sum_u8"],
         "fit_f32_unaligned_over_aligned": med["fit_f32_unaligned"] / med["fit_f32"],
+        "parts_sum_over_fit_f32": sum(med[k] for k in parts) / med["fit_f32"],
     }
     # Equivalence check: the statistics are what the one-hot product gives.
     got = np.asarray(xsol.accumulate([(Xf, y)], N, progress=False, normalize="none").cooc)

@@ -9,6 +9,7 @@ Examples::
     python scripts/bench.py --only corpus --quick --out /tmp/c.json  # corpus section, ~1 min
     python scripts/bench.py --only corpus --wait-quiet 600 --out corpus.json  # full scale
     python scripts/bench.py --only refine --quick --out /tmp/r.json  # refinement, ~2 min
+    python scripts/bench.py --only scaleout --out /tmp/s.json  # accumulate vs 1/2/4 devices
 
 On a GPU pass ``--peak-gbps`` (the device's memory bandwidth) to report the
 fraction achieved. Timing targets are reported, not asserted.
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
                    help="training-time budget per Adam run (default 60; quick 1)")
     p.add_argument("--sections", "--only", nargs="+", choices=ALL_SECTIONS, default=None,
                    help=f"run only these sections (default: {' '.join(SECTIONS)}; "
-                        "'corpus' and 'refine' run only when named)")
+                        "'corpus', 'refine' and 'scaleout' run only when named)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each section wait up to SECONDS for other processes to "
                         "leave the CPUs mostly idle (shared machines)")

@@ -25,6 +25,13 @@ single-layer model's parameters are ``{"W": (M, N), "b": (N,)}``; an
 :class:`MLP`'s are ``{"layers_0": {"W", "b"}, "layers_1": {...}, ...}``.
 Apply a model with ``model.apply({"params": params}, X)``.
 
+Sharded weights: ``W`` from a row-sharded solve (``xsol.solve(stats, mesh=...)``)
+goes into the params unchanged, so ``params["W"]`` keeps its
+``NamedSharding`` (rows split over the mesh axis) and a zero bias is placed
+replicated on the same mesh; ``jit(model.apply)`` then runs on that mesh. With
+``Explicit`` mesh axes (``jax.make_mesh``'s default) the token-id row lookup
+names its output sharding (the batch's), as explicit sharding requires.
+
 Each model has the same helper methods (callable on the unbound module):
 ``init_params(seed)`` (random initialization), ``from_explicit(...)`` (params
 from explicit weights), ``layer_weights(params)`` (the list of ``(W, b)``
@@ -39,6 +46,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from xsol import inputs
 from xsol.explicit import ExplicitSolution, prepare_inputs
@@ -111,10 +119,63 @@ def _as_pair(source, shape: tuple[int, int], what: str, *, kind: str, normalize:
             f"{what}: weights have shape {tuple(W.shape)}, expected {tuple(shape)} "
             "(num_features, num_outputs)"
         )
-    b = jnp.zeros((shape[1],), jnp.float32) if b is None else jnp.asarray(b, jnp.float32)
+    if b is None:
+        b = jnp.zeros((shape[1],), jnp.float32)
+        if _is_sharded(W):  # replicated on W's mesh, next to W's rows
+            b = jax.device_put(b, NamedSharding(W.sharding.mesh, P()))
+    else:
+        b = jnp.asarray(b, jnp.float32)
     if b.shape != (shape[1],):
         raise ValueError(f"{what}: bias has shape {tuple(b.shape)}, expected ({shape[1]},)")
     return W, b
+
+
+def _is_sharded(x) -> bool:
+    """Whether ``x`` is a concrete ``jax.Array`` split or replicated over a mesh of devices."""
+    return (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+            and isinstance(x.sharding, NamedSharding) and len(x.sharding.device_set) > 1)
+
+
+def _rows_split_explicitly(W) -> bool:
+    """Whether ``W``'s rows are split along an ``Explicit`` mesh axis (sharding in its type)."""
+    try:
+        sharding = jax.typeof(W).sharding
+    except Exception:  # noqa: BLE001 - not a JAX value
+        return False
+    spec = tuple(getattr(sharding, "spec", ()) or ())
+    if not spec or spec[0] is None:
+        return False
+    mesh = sharding.mesh
+    kinds = dict(zip(mesh.axis_names, mesh.axis_types))
+    rows = (spec[0],) if isinstance(spec[0], str) else tuple(spec[0])
+    return any(kinds.get(a) == AxisType.Explicit for a in rows)
+
+
+def layer_logits(W, b, X, kind: str, normalize: str):
+    """:func:`xsol.inputs.linear_logits` of a layer, also for ``W`` split over ``Explicit`` axes.
+
+    For token ids with ``W``'s rows split along an ``Explicit`` mesh axis, the
+    row lookup ``W[k * V + X[b, k]]`` is told its output sharding: split like
+    the batch ``X`` (if it is, on the same mesh), whole along ``N``. The
+    logits are the same numbers.
+    """
+    if kind == "ids" and _rows_split_explicitly(W):
+        K = X.shape[1]
+        V = W.shape[0] // K
+        rows = X + (jnp.arange(K, dtype=X.dtype) * V)[None, :]
+        mesh = jax.typeof(W).sharding.mesh
+        batch = None
+        try:
+            xs = jax.typeof(rows).sharding
+            if xs.mesh == mesh and len(xs.spec):
+                batch = xs.spec[0]
+        except Exception:  # noqa: BLE001
+            pass
+        z = W.at[rows].get(out_sharding=NamedSharding(mesh, P(batch, None, None))).sum(axis=1)
+        if normalize == "l1":
+            z = z / K
+        return z + b
+    return inputs.linear_logits(W, b, X, kind, normalize)
 
 
 def _prepare_dense(X, num_features: int):
@@ -262,7 +323,7 @@ class TokenLM(_OneLayer, nn.Module):
         b = self.param("b", self.bias_init, (self.num_outputs,), jnp.float32)
         if X.ndim == 1:
             X = X[:, None]
-        return inputs.linear_logits(W, b, X, "ids", self.normalize)
+        return layer_logits(W, b, X, "ids", self.normalize)
 
     @nn.nowrap
     def init_params(self, seed=0) -> Params:
@@ -306,7 +367,7 @@ class _SoftmaxLayer(nn.Module):
     def __call__(self, x):
         W = self.param("W", self.kernel_init, (self.num_inputs, self.num_outputs), jnp.float32)
         b = self.param("b", self.bias_init, (self.num_outputs,), jnp.float32)
-        return inputs.linear_logits(W, b, x, self.kind, self.normalize)
+        return layer_logits(W, b, x, self.kind, self.normalize)
 
 
 def _activation(name: str, z):

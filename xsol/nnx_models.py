@@ -22,6 +22,13 @@ Constructors and helpers::
     nnx.update(model, model.explicit_params(solution))      # load into a model
     logits = model(X)
 
+Sharded weights (``xsol.solve(stats, mesh=...)``): a ``W`` split over a mesh
+becomes an ``nnx.Param`` holding that array, annotated with its partitioning
+(``out_sharding`` metadata, as ``nnx.with_partitioning`` would give, and the
+mesh), so ``nnx.get_partition_spec(nnx.state(model))`` reports it; a model
+built by ``from_explicit`` from such weights is assembled around them
+(``nnx.eval_shape``), never allocating a full random ``W`` on one device.
+
 ``explicit_params(source)`` is the counterpart of the linen models'
 ``from_explicit(source)``: an ``nnx.State`` of parameters for this model's
 configuration, validated the same way. ``init_params(seed)``,
@@ -46,8 +53,10 @@ from xsol.models import (
     _activation,
     _as_pair,
     _check_positive_int,
+    _is_sharded,
     _prepare_dense,
     _prepare_ids,
+    layer_logits,
 )
 
 Initializer = Callable[..., jax.Array]
@@ -70,6 +79,37 @@ def _rngs(rngs) -> nnx.Rngs:
 def _value(x):
     """The array of an ``nnx.Variable`` (or the array itself)."""
     return x[...] if isinstance(x, nnx.Variable) else x
+
+
+def _param(x) -> nnx.Param:
+    """``nnx.Param(x)``; for an array split over a mesh, annotated with its partitioning.
+
+    The annotation is the ``out_sharding``/``mesh`` metadata of
+    ``nnx.with_partitioning``; the array is already placed, so it is not moved
+    (``eager_sharding=False``).
+    """
+    if _is_sharded(x):
+        spec = tuple(x.sharding.spec) + (None,) * (x.ndim - len(x.sharding.spec))
+        if any(a is not None for a in spec):
+            return nnx.Param(x, out_sharding=spec, mesh=x.sharding.mesh, eager_sharding=False)
+    return nnx.Param(x)
+
+
+def _explicit_model(cls, source, config: dict, rngs):
+    """``cls(**config)`` holding the explicit weights of ``source``.
+
+    When the weights are split over several devices, the model is built
+    abstractly (``nnx.eval_shape``) and merged with them, so no random
+    ``(M, N)`` matrix is ever allocated on one device; otherwise it is
+    initialized with ``rngs`` and updated.
+    """
+    if _is_sharded(_source_weights(source)):
+        abstract = nnx.eval_shape(lambda: cls(**config, rngs=nnx.Rngs(0)))
+        graphdef, _ = nnx.split(abstract)
+        return nnx.merge(graphdef, abstract.explicit_params(source))
+    model = cls(**config, rngs=rngs)
+    nnx.update(model, model.explicit_params(source))
+    return model
 
 
 def _params_state(model: nnx.Module) -> nnx.State:
@@ -106,7 +146,7 @@ class _Layer(nnx.Module):
     def __call__(self, x):
         if self.kind == "ids" and x.ndim == 1:
             x = x[:, None]
-        return inputs.linear_logits(self.W[...], self.b[...], x, self.kind, self.normalize)
+        return layer_logits(self.W[...], self.b[...], x, self.kind, self.normalize)
 
     def set(self, W, b) -> None:
         self.W[...] = jnp.asarray(W, jnp.float32)
@@ -245,7 +285,7 @@ class SoftmaxRegression(_OneLayer):
         """
         W, b = _as_pair(source, (self.num_features, self.num_classes), "SoftmaxRegression",
                         kind="dense", normalize=self.normalize)
-        return nnx.State({"W": nnx.Param(W), "b": nnx.Param(b)})
+        return nnx.State({"W": _param(W), "b": _param(b)})
 
     @classmethod
     def from_explicit(cls, source, *, normalize: str | None = None,
@@ -256,15 +296,17 @@ class SoftmaxRegression(_OneLayer):
           source: an :class:`xsol.ExplicitSolution` fitted on dense features
             (its normalization is the model's), a pair ``(W, b)`` or a matrix ``W``.
           normalize: the model's normalization; default the solution's (or ``"l1"``).
-          rngs: only initializes the model before the weights are set.
+          rngs: only initializes the model before the weights are set (unused
+            when the weights are split over devices: the model is then built
+            around them).
           **config: other constructor arguments (``kernel_init``, ``bias_init``).
         """
         W = _source_weights(source)
         if normalize is None:
             normalize = source.normalize if isinstance(source, ExplicitSolution) else "l1"
-        model = cls(int(W.shape[0]), int(W.shape[1]), normalize=normalize, rngs=rngs, **config)
-        nnx.update(model, model.explicit_params(source))
-        return model
+        return _explicit_model(cls, source, dict(num_features=int(W.shape[0]),
+                                                 num_classes=int(W.shape[1]),
+                                                 normalize=normalize, **config), rngs)
 
     def prepare(self, X):
         """Validates dense features ``(B, M)`` (non-negative, finite) on the host."""
@@ -325,13 +367,13 @@ class TokenLM(_OneLayer):
         """Logits ``(B, N)`` for token ids ``X``, ``(B, K)`` (or ``(B,)`` when ``K = 1``)."""
         if X.ndim == 1:
             X = X[:, None]
-        return inputs.linear_logits(self.W[...], self.b[...], X, "ids", self.normalize)
+        return layer_logits(self.W[...], self.b[...], X, "ids", self.normalize)
 
     def explicit_params(self, source) -> nnx.State:
         """Parameters ``{W, b}`` from explicit weights, as in :class:`xsol.models.TokenLM`."""
         W, b = _as_pair(source, (self.num_features, self.num_outputs), "TokenLM", kind="ids",
                         normalize=self.normalize, vocab_size=self.vocab_size, window=self.window)
-        return nnx.State({"W": nnx.Param(W), "b": nnx.Param(b)})
+        return nnx.State({"W": _param(W), "b": _param(b)})
 
     @classmethod
     def from_explicit(cls, source, *, vocab_size: int | None = None, window: int | None = None,
@@ -344,7 +386,8 @@ class TokenLM(_OneLayer):
             window, vocabulary and normalization are the model's), or ``(W, b)``
             / ``W`` with ``vocab_size`` and ``window`` given.
           vocab_size, window, normalize: default the solution's.
-          rngs: only initializes the model before the weights are set.
+          rngs: only initializes the model before the weights are set (unused
+            when the weights are split over devices).
           **config: ``kernel_init``, ``bias_init``.
         """
         W = _source_weights(source)
@@ -362,10 +405,9 @@ class TokenLM(_OneLayer):
                 raise ValueError(f"TokenLM.from_explicit: W has {W.shape[0]} rows, not a "
                                  f"multiple of window={window}")
             vocab_size = int(W.shape[0]) // window
-        model = cls(vocab_size, window, int(W.shape[1]), normalize=normalize or "l1", rngs=rngs,
-                    **config)
-        nnx.update(model, model.explicit_params(source))
-        return model
+        return _explicit_model(cls, source, dict(vocab_size=vocab_size, window=window,
+                                                 num_classes=int(W.shape[1]),
+                                                 normalize=normalize or "l1", **config), rngs)
 
     def prepare(self, X):
         """Validates token ids ``(B,)`` or ``(B, K)`` on the host; returns int32 ``(B, K)``."""

@@ -7,7 +7,10 @@ pass: ``W_ij = log F_ij - log f_i`` (Williams & Zhao, 2023, arXiv:2311.07498).
 Main entry points:
 
 * :func:`fit_explicit` -- explicit weights for in-memory arrays.
-* :func:`accumulate` then :func:`solve` -- the same over a stream of batches.
+* :func:`accumulate` then :func:`solve` -- the same over a stream of batches
+  (``checkpoint_dir=``: checkpointed, resumable).
+* :mod:`xsol.distributed` -- the accumulation over several JAX processes
+  (:func:`accumulate_distributed`, :func:`allreduce_stats`, per-process shares).
 * :func:`token_cooccurrence`, :func:`feature_cooccurrence` -- the pure
   ``init``/``update``/``merge`` accumulators underneath.
 * :func:`softmax_nll` -- the cross-entropy of any softmax layer's weights.
@@ -24,7 +27,7 @@ Main entry points:
 """
 
 from xsol import data, defaults
-from xsol.accumulate import BatchError, accumulate
+from xsol.accumulate import BatchError, EmptyStreamError, accumulate
 from xsol.explicit import (
     DEFAULT_SMOOTHING,
     ExplicitSolution,
@@ -49,6 +52,8 @@ from xsol.stats import (
     token_cooccurrence,
 )
 from xsol.temperature import fit_inverse_temperature
+from xsol import distributed
+from xsol.distributed import StreamCheckpointError, accumulate_distributed, allreduce_stats
 from xsol.train import TrainingState, create_train_state, make_train_step, train_and_evaluate
 from xsol.trajectory import Trajectory, log_steps
 
@@ -84,7 +89,12 @@ __all__ = [
     "ExplicitSolution",
     "MemoryBudgetError",
     "accumulate",
+    "accumulate_distributed",
+    "allreduce_stats",
     "data",
+    "distributed",
+    "EmptyStreamError",
+    "StreamCheckpointError",
     "explicit_head",
     "explicit_weights",
     "feature_cooccurrence",

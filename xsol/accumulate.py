@@ -41,6 +41,10 @@ class BatchError(ValueError):
         self.stats = stats
 
 
+class EmptyStreamError(ValueError):
+    """The stream yielded no batch at all."""
+
+
 def make_accumulator(
     X, num_classes: int, *, vocab_size: int | None = None, kind: str = "auto",
     normalize: str = "l1",
@@ -304,6 +308,9 @@ def accumulate(
     total: int | None = None,
     devices=None,
     limit: int | None = None,
+    checkpoint_dir=None,
+    every: int | None = None,
+    fingerprint: str | None = None,
 ) -> CoocStats:
     """Co-occurrence statistics of a stream of ``(X, y)`` batches, in one pass.
 
@@ -325,6 +332,18 @@ def accumulate(
       total: number of batches, for the bar (read from ``len(batches)`` if defined).
       devices: devices to split batches across (default: all local devices).
       limit: take at most this many batches (an infinite stream then ends).
+      checkpoint_dir: a folder for stream checkpoints (Orbax): every
+        ``every`` batches and at the end, the statistics and the number of
+        batches counted are saved there, and a rerun with the same arguments
+        resumes from the latest checkpoint, skipping the batches it holds,
+        with the same result as one uninterrupted pass (see
+        :mod:`xsol.distributed.resume`; under ``jax.distributed`` a folder
+        every process sees, where each keeps its own position). A restored
+        checkpoint replaces ``state``, which it includes.
+      every: batches between two checkpoints (needed with ``checkpoint_dir``).
+      fingerprint: a string describing the data (e.g. file names, sizes,
+        dates), stored with the checkpoints; a checkpoint written with
+        another one is refused.
 
     Returns:
       The :class:`CoocStats` of everything seen (plus ``state``).
@@ -334,9 +353,25 @@ def accumulate(
         producing it (a generator error, a truncated or undecodable file);
         ``e.stats`` holds the statistics of every batch before it (``state``,
         possibly None, when it was the first) and ``e.batch_index`` its index,
-        so ``accumulate(rest, ..., state=e.stats)`` resumes exactly. A
-        ``ValueError`` is also raised for an empty stream.
+        so ``accumulate(rest, ..., state=e.stats)`` resumes exactly.
+      EmptyStreamError: a ``ValueError``, for an empty stream.
+      StreamCheckpointError: a ``ValueError``: bad ``checkpoint_dir``,
+        ``every`` or ``fingerprint``, or a checkpoint of another run (the
+        message names what differs).
     """
+    args = (batches, num_classes, vocab_size, kind, normalize, state, progress, total, devices,
+            limit)
+    if checkpoint_dir is None and every is None and fingerprint is None:
+        return _accumulate(*args, None)
+    from xsol.distributed.resume import StreamCheckpoint  # noqa: PLC0415 - import cycle
+
+    with StreamCheckpoint(checkpoint_dir, every, fingerprint=fingerprint) as ckpt:
+        return _accumulate(*args, ckpt)
+
+
+def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progress, total,
+                devices, limit, ckpt):
+    """The pass of :func:`accumulate`; ``ckpt``: its stream checkpoints, or None."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
                               or limit < 1):
         raise ValueError(f"limit must be a positive number of batches or None, got {limit!r}")
@@ -351,6 +386,7 @@ def accumulate(
     seen = None  # examples counted so far, tracked on the host (no device sync per batch)
     source = iter(batches)
     i = -1
+    consumed = 0  # batches counted, from the start of the stream
     while limit is None or i + 1 < limit:
         i += 1
         try:
@@ -381,6 +417,14 @@ def accumulate(
             raise
         except ValueError as e:
             raise BatchError(f"batch {i}: {e}", i, state) from e
+        if ckpt is not None and i == 0:
+            consumed, state = ckpt.restore(acc, state, Xv, yv, batches)
+            if consumed:  # resume: the checkpoint holds batches [0, consumed)
+                source = ckpt.skip(batches, source, consumed, limit)
+                seen = int(state.num_examples)
+                bar.update(consumed - 1)
+                i = consumed - 1
+                continue
         if acc.kind == "dense":
             state = _add_dense_batch(acc, state, base, Xv, yv, mesh, i)
         else:
@@ -388,9 +432,14 @@ def accumulate(
             # the step), so accumulate's own state is donated and counted in place.
             state = step(acc, state, Xv, yv, mesh, donate=True)[0]
         seen += Xv.shape[0]
+        consumed = i + 1
+        if ckpt is not None:
+            ckpt.counted(consumed, state)
     bar.close()
     if acc is None:
-        raise ValueError("no batches: the data is empty; expected at least one (X, y) batch")
+        raise EmptyStreamError("no batches: the data is empty; expected at least one (X, y) batch")
+    if ckpt is not None:
+        ckpt.finish(consumed, state)
     return state
 
 

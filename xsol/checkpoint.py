@@ -79,6 +79,20 @@ def _ocp():
     return ocp
 
 
+def _this_process_only(ocp):
+    """Orbax options for a save or load done by this process alone.
+
+    In a run over several JAX processes (``jax.distributed``), Orbax would
+    otherwise wait at barriers for every process; here one process (e.g.
+    process 0, after an all-reduce gave every process the same statistics)
+    saves or loads on its own. In a single process these are Orbax's defaults.
+    """
+    import jax  # noqa: PLC0415
+
+    me = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+
+
 def _xsol_version() -> str:
     import xsol  # noqa: PLC0415 - the package is fully imported by the time this runs
 
@@ -193,6 +207,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _check_saving_process() -> None:
+    """Refuses a save from a process other than 0 of a multi-process run."""
+    import sys  # noqa: PLC0415
+
+    jax = sys.modules.get("jax")
+    if jax is None or not jax.distributed.is_initialized():
+        return
+    if jax.process_index() != 0:
+        raise CheckpointError(
+            f"this is process {jax.process_index()} of {jax.process_count()}: in a run over "
+            "several processes save from process 0 (jax.process_index() == 0), which Orbax "
+            "writes host arrays from; every process holds the same statistics after "
+            "xsol.allreduce_stats")
+
+
 def save(obj, path, *, vocabulary=None, info: dict | None = None,
          overwrite: bool = False) -> Path:
     """Writes ``obj`` to the checkpoint directory ``path`` (module docstring).
@@ -211,12 +240,14 @@ def save(obj, path, *, vocabulary=None, info: dict | None = None,
       ``path`` as a ``Path``.
 
     Raises:
-      CheckpointExistsError, CheckpointError: see :func:`check_target`.
+      CheckpointExistsError, CheckpointError: see :func:`check_target`; also a
+        save from a process other than 0 of a multi-process JAX run.
       TypeError: an object or vocabulary of an unknown type.
     """
     from xsol.serialize import to_jsonable  # noqa: PLC0415
 
     name, (arrays, containers), fields = _describe(obj)
+    _check_saving_process()
     entry, tokenizer_text, encoder_name = _vocabulary_entry(vocabulary, fields.get("vocab_size"))
     path = check_target(path, overwrite=overwrite)
     meta = dict(format=FORMAT, format_version=FORMAT_VERSION, xsol_version=_xsol_version(),
@@ -237,7 +268,9 @@ def save(obj, path, *, vocabulary=None, info: dict | None = None,
         stored = {k: a for k, a in arrays.items() if a.size}  # Orbax refuses empty arrays
         if stored:
             ocp = _ocp()
-            with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+            local = _this_process_only(ocp)
+            with ocp.Checkpointer(ocp.StandardCheckpointHandler(multiprocessing_options=local),
+                                  multiprocessing_options=local) as ckptr:
                 ckptr.save((tmp / ARRAYS_DIR).absolute(), args=ocp.args.StandardSave(stored))
         if tokenizer_text is not None:
             (tmp / TOKENIZER_FILE).write_text(tokenizer_text, encoding="utf-8")
@@ -325,8 +358,10 @@ def _restore_arrays(path: Path, meta: dict) -> dict[str, np.ndarray]:
     out = {k: np.zeros(s, d) for k, (s, d) in spec.items() if not int(np.prod(s))}
     if stored:
         ocp = _ocp()
+        local = _this_process_only(ocp)
         try:
-            with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+            with ocp.Checkpointer(ocp.StandardCheckpointHandler(multiprocessing_options=local),
+                                  multiprocessing_options=local) as ckptr:
                 got = ckptr.restore((path / ARRAYS_DIR).absolute(),
                                     args=ocp.args.StandardRestore(stored))
         except Exception as e:  # Orbax/TensorStore raise many types for damaged files

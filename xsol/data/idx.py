@@ -236,15 +236,21 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return _to_native(out)
 
 
-def iter_idx_chunks(path: str | os.PathLike, chunk_size: int) -> Iterator[np.ndarray]:
+def iter_idx_chunks(path: str | os.PathLike, chunk_size: int, *, start: int = 0,
+                    stop: int | None = None) -> Iterator[np.ndarray]:
     """Reads an IDX file piece by piece along its first axis.
 
     Only one chunk is held in memory at a time, so arbitrarily large files
-    (gzipped or not) can be streamed.
+    (gzipped or not) can be streamed. With `start`/`stop` only rows
+    `[start, stop)` are read: a plain file seeks straight to row `start`; a
+    gzipped one is decompressed up to it and those bytes dropped.
 
     Args:
       path: an IDX file, plain or gzipped, with at least one dimension.
       chunk_size: number of items (rows along axis 0) per chunk, > 0.
+      start, stop: the rows to read, `0 <= start <= stop <= n` (stop None:
+        to the end). Trailing bytes after the data are reported only when
+        the rows reach the end of the file.
 
     Returns:
       An iterator of native-byte-order arrays of shape
@@ -252,7 +258,7 @@ def iter_idx_chunks(path: str | os.PathLike, chunk_size: int) -> Iterator[np.nda
 
     Raises:
       ValueError: as `read_idx` (raised when the bad part is reached), or a
-        0-dimensional file, or `chunk_size <= 0`.
+        0-dimensional file, or `chunk_size <= 0`, or rows outside the file.
     """
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -262,12 +268,32 @@ def iter_idx_chunks(path: str | os.PathLike, chunk_size: int) -> Iterator[np.nda
         if not header.shape:
             raise ValueError(f"{os.fspath(path)}: a 0-dimensional IDX file cannot be chunked")
         n, rest = header.shape[0], header.shape[1:]
-        for start in range(0, n, chunk_size):
-            m = min(chunk_size, n - start)
+        lo, hi = _row_range(start, stop, n, path)
+        if lo:
+            row_bytes = header.nbytes // n
+            try:
+                f.seek(header.offset + lo * row_bytes)
+            except (OSError, EOFError, zlib.error) as e:
+                raise ValueError(f"{os.fspath(path)}: could not read up to row {lo}: {e}") from e
+        for first in range(lo, hi, chunk_size):
+            m = min(chunk_size, hi - first)
             out = _aligned_empty((m,) + rest, header.dtype)
-            _read_into(f, out, path, f"items {start}..{start + m - 1} of shape {header.shape}")
+            _read_into(f, out, path, f"items {first}..{first + m - 1} of shape {header.shape}")
             yield _to_native(out)
-        _check_no_trailing(f, path, header.nbytes)
+        if hi == n:
+            _check_no_trailing(f, path, header.nbytes)
+
+
+def _row_range(start, stop, n: int, path) -> tuple[int, int]:
+    """Checked `(start, stop)` rows of a file of `n` rows (stop None: `n`)."""
+    for name, v in (("start", start), ("stop", stop)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
+            raise ValueError(f"{name} must be a non-negative row index, got {v!r}")
+    lo, hi = 0 if start is None else int(start), n if stop is None else int(stop)
+    if not lo <= hi <= n:
+        raise ValueError(f"{os.fspath(path)}: rows {lo} to {hi} are outside the file's {n} "
+                         f"rows; expected 0 <= start <= stop <= {n}")
+    return lo, hi
 
 
 def write_idx(path: str | os.PathLike, array, *, compresslevel: int = 6) -> None:

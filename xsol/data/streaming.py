@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from xsol.data import tfds_source
-from xsol.data.idx import iter_idx_chunks, read_idx_header
+from xsol.data.idx import _row_range, iter_idx_chunks, read_idx_header
 from xsol.data.text import iter_text_chunks
 from xsol.data.tokenizer import safe_cut
 from xsol.data.vocab import Vocabulary
@@ -85,6 +85,7 @@ class Batches:
         batch_size: int,
         total: int | None = None,
         num_examples: int | None = None,
+        seek: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]] | None = None,
     ):
         """Wraps a generator factory.
 
@@ -94,14 +95,44 @@ class Batches:
           batch_size: examples per batch.
           total: number of batches, if known.
           num_examples: number of examples, if known.
+          seek: optional; called with a batch index `k`, returns an iterator
+            of the batches from `k` on without reading the ones before (see
+            `iter_from`).
         """
         self._make = make_iterator
+        self._seek = seek
         self.batch_size = batch_size
         self.total = total
         self.num_examples = num_examples
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return iter(self._make())
+
+    @property
+    def seekable(self) -> bool:
+        """Whether `iter_from` jumps to a batch without reading the ones before it."""
+        return self._seek is not None
+
+    def iter_from(self, start: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """An iterator over the batches from index `start` on (0: all of them).
+
+        Sources that can seek (arrays, IDX files, token files) start there
+        directly; others read and drop the first `start` batches. Either way
+        the batches are those `iter()` yields from index `start` on.
+
+        Raises:
+          ValueError: `start` is not a non-negative integer.
+        """
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"start must be a non-negative batch index, got {start!r}")
+        start = int(start)
+        if self._seek is not None:
+            return iter(self._seek(start))
+        it = iter(self)
+        for _ in range(start):
+            if next(it, None) is None:
+                break
+        return it
 
     def __repr__(self) -> str:
         return (
@@ -117,9 +148,10 @@ class SizedBatches(Batches):
         return self.total
 
 
-def _batches(make_iterator, *, batch_size, total=None, num_examples=None) -> Batches:
+def _batches(make_iterator, *, batch_size, total=None, num_examples=None, seek=None) -> Batches:
     cls = Batches if total is None else SizedBatches
-    return cls(make_iterator, batch_size=batch_size, total=total, num_examples=num_examples)
+    return cls(make_iterator, batch_size=batch_size, total=total, num_examples=num_examples,
+               seek=seek)
 
 
 def rebatch(
@@ -187,12 +219,12 @@ def iter_array_batches(X, y, batch_size: int, *, drop_remainder: bool = False) -
     n = len(X)
     stop = (n // bs) * bs if drop_remainder else n
 
-    def gen():
-        for i in range(0, stop, bs):
+    def gen(first: int = 0):
+        for i in range(first * bs, stop, bs):
             yield X[i : i + bs], y[i : i + bs]
 
     return _batches(gen, batch_size=bs, total=_num_batches(n, bs, drop_remainder),
-                    num_examples=stop)
+                    num_examples=stop, seek=gen)
 
 
 def iter_idx_batches(
@@ -202,12 +234,16 @@ def iter_idx_batches(
     *,
     flatten: bool = True,
     drop_remainder: bool = False,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Batches:
     """Streams (images, labels) batches from a pair of IDX files, plain or gzipped.
 
     Both files are read incrementally, one batch at a time, so memory stays
     bounded by one batch whatever the file size. Headers are checked when
-    this function is called; the data when it is reached.
+    this function is called; the data when it is reached. `iter_from(k)`
+    starts at batch `k` without reading the batches before it (a plain file
+    seeks there).
 
     Args:
       images_path: IDX file of n examples (e.g. uint8 (n, 28, 28)).
@@ -216,14 +252,18 @@ def iter_idx_batches(
       flatten: yield X as rows (B, prod(shape[1:])), the dense-feature layout
         `xsol.accumulate` expects; False keeps the stored shape (B, 28, 28).
       drop_remainder: drop the final short batch.
+      start, stop: stream only examples `[start, stop)` (stop None: to the
+        end), e.g. one process's share of the files; batches are cut from
+        `start`.
 
     Returns:
       A `Batches` of `(X, y)`: X in the file's dtype (uint8 for MNIST), y
       int32; `len()` known.
 
     Raises:
-      ValueError: batch_size <= 0, malformed headers, labels not 1-D, or
-        different numbers of images and labels.
+      ValueError: batch_size <= 0, malformed headers, labels not 1-D,
+        different numbers of images and labels, or `start`/`stop` outside
+        `0 <= start <= stop <= n`.
     """
     bs = check_batch_size(batch_size)
     hx, hy = read_idx_header(images_path), read_idx_header(labels_path)
@@ -236,12 +276,17 @@ def iter_idx_batches(
             f"{os.fspath(images_path)} holds {hx.shape[0]} examples but "
             f"{os.fspath(labels_path)} holds {hy.shape[0]} labels"
         )
-    n = hx.shape[0]
+    n_file = hx.shape[0]
+    lo, hi = _row_range(start, stop, n_file, images_path)
+    n = hi - lo
     keep = (n // bs) * bs if drop_remainder else n
 
-    def gen():
-        xs, ys = iter_idx_chunks(images_path, bs), iter_idx_chunks(labels_path, bs)
-        for _ in range(0, keep, bs):
+    def gen(first: int = 0):
+        a = min(lo + first * bs, lo + keep)
+        b = hi if keep == n else lo + keep  # to `hi` so that trailing garbage is reported
+        xs = iter_idx_chunks(images_path, bs, start=a, stop=b)
+        ys = iter_idx_chunks(labels_path, bs, start=a, stop=b)
+        for _ in range(a, lo + keep, bs):
             x, y = next(xs), next(ys)
             yield (x.reshape(len(x), -1) if flatten else x), y.astype(np.int32, copy=False)
         if keep == n:  # run both readers to their end so trailing garbage is reported
@@ -250,7 +295,8 @@ def iter_idx_batches(
             for _ in ys:
                 pass
 
-    return _batches(gen, batch_size=bs, total=_num_batches(n, bs, drop_remainder), num_examples=keep)
+    return _batches(gen, batch_size=bs, total=_num_batches(n, bs, drop_remainder),
+                    num_examples=keep, seek=gen)
 
 
 def iter_text_windows(
@@ -361,11 +407,13 @@ def iter_tfds_batches(
     flatten: bool = True,
     drop_remainder: bool = False,
     data_dir: str | None = None,
+    shard_by_process: bool = False,
 ) -> Batches:
     """Streams (x, y) batches of a supervised tensorflow-datasets dataset.
 
-    tfds is imported when this is called and the data is read lazily through
-    `tf.data` while iterating (tfds may download and prepare it on first use).
+    tfds (and TensorFlow) are imported when this is called and the data is
+    read lazily through `tf.data` while iterating (tfds may download and
+    prepare it on first use).
 
     Args:
       name: a tfds dataset name with (input, label) pairs, e.g. "mnist".
@@ -374,18 +422,26 @@ def iter_tfds_batches(
       flatten: yield X as rows (B, prod(example shape)).
       drop_remainder: drop the final short batch.
       data_dir: tfds's own data directory (None: tfds's default).
+      shard_by_process: in a run over several JAX processes, read only this
+        process's contiguous share of `split` (`tfds.split_for_jax_process`:
+        shares differ in size by at most one example and together hold every
+        example once), so that each process accumulates its own part.
 
     Returns:
       A `Batches` of `(X, y)` (X in the stored dtype, uint8 for images; y
-      int32), with `total` from the dataset's metadata when tfds knows it.
+      int32), with `total` from the dataset's metadata when tfds knows it
+      (of this process's share with `shard_by_process`).
 
     Raises:
       ValueError: batch_size <= 0.
-      TfdsUnavailableError (an ImportError): tensorflow-datasets is missing.
+      TfdsUnavailableError (an ImportError): tensorflow-datasets or
+        TensorFlow is missing.
     """
     bs = check_batch_size(batch_size)
     tfds_source.import_tfds()
-    n = tfds_source.tfds_num_examples(name, split)
+    if shard_by_process:
+        split = tfds_source.split_for_process(split)
+    n = tfds_source.tfds_num_examples(name, split, data_dir=data_dir)
 
     def gen():
         for x, y in tfds_source.iter_tfds_supervised(name, split, bs, flatten=flatten, data_dir=data_dir):

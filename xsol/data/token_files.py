@@ -408,6 +408,7 @@ def iter_token_windows(
       A `SizedBatches` of `(X, y)`: X int32 (B, K) with column 0 the oldest
       token, y int32 (B,), B <= chunk_tokens; `total` the number of chunks,
       `num_examples` the number of windows, `stop - start - window`.
+      `iter_from(c)` starts at chunk c without reading the ones before.
 
     Raises:
       ValueError: ids not 1-D or not integer; a bad window, start, stop,
@@ -468,8 +469,8 @@ def iter_token_windows(
             f"{where} id {value} at {pos} is outside [0, {upper}); {expected}", name
         )
 
-    def gen():
-        for w0 in range(0, n_windows, chunk):
+    def gen(first: int = 0):
+        for w0 in range(first * chunk, n_windows, chunk):
             b = min(chunk, n_windows - w0)
             s = lo + w0
             src = a[s:s + b + k]
@@ -486,7 +487,8 @@ def iter_token_windows(
             _release(a, s, b)
             yield X, y
 
-    return _batches(gen, batch_size=min(chunk, n_windows), total=n_chunks, num_examples=n_windows)
+    return _batches(gen, batch_size=min(chunk, n_windows), total=n_chunks, num_examples=n_windows,
+                    seek=gen)
 
 
 def iter_token_file_windows(

@@ -1,8 +1,7 @@
-"""load_images: local IDX directories, XSOL_DATA_DIR, tfds, Debian, digits, errors."""
+"""load_images: local IDX directories, XSOL_DATA_DIR, tfds missing, Debian, digits, errors."""
 
 import os
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -98,7 +97,7 @@ def test_error_when_nothing_is_available(tmp_path, no_other_sources):
         "XSOL_DATA_DIR",
         "pip install tensorflow-datasets",
         "apt-get install dataset-fashion-mnist",
-        "tensorflow-datasets: TfdsUnavailableError",
+        "tensorflow-datasets (prepared data): TfdsUnavailableError",
     ]:
         assert needle in msg, needle
 
@@ -148,44 +147,8 @@ def test_digits_split_is_deterministic():
     np.testing.assert_array_equal(a.y_test, full.target[perm[1437:]])
 
 
-def _fake_tfds(data, calls):
-    mod = types.ModuleType("tensorflow_datasets")
-
-    def load(name, split=None, as_supervised=False, batch_size=None, data_dir=None, **kw):
-        calls.append(dict(name=name, split=split, as_supervised=as_supervised, batch_size=batch_size))
-        x, y, xt, yt = data
-        pairs = {"train": (x[..., None], y.astype(np.int64)), "test": (xt[..., None], yt.astype(np.int64))}
-        return [pairs[s] for s in split]
-
-    mod.load = load
-    mod.as_numpy = lambda tree: tree
-    return mod
-
-
-def test_tfds_path(tmp_path, monkeypatch):
-    data, calls = _fake_dataset(8), []
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", _fake_tfds(data, calls))
-    monkeypatch.delenv("XSOL_DATA_DIR", raising=False)
-    _check(load_images("mnist"), data)
-    _check(load_images("mnist", tmp_path / "empty", flatten=True), data, flatten=True)
-    assert calls[0] == dict(name="mnist", split=["train", "test"], as_supervised=True, batch_size=-1)
-
-
-def test_tfds_failure_falls_back_to_debian(tmp_path, monkeypatch):
-    mod = types.ModuleType("tensorflow_datasets")
-
-    def load(*a, **k):
-        raise ConnectionError("no network")
-
-    mod.load = load
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", mod)
-    monkeypatch.delenv("XSOL_DATA_DIR", raising=False)
-    data = _fake_dataset(9)
-    _write_dataset(tmp_path / "deb", data)
-    monkeypatch.setattr(images, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "deb"))
-    _check(load_images("fashion_mnist"), data)
-    with pytest.raises(DatasetNotFoundError, match="ConnectionError: no network"):
-        load_images("mnist")
+# Reading through the real tensorflow-datasets, and falling back when it fails:
+# tests/test_data_tfds.py.
 
 
 @pytest.mark.skipif(

@@ -2,7 +2,6 @@
 
 import io
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -194,28 +193,7 @@ def test_text_windows_errors(tmp_path):
         list(iter_text_windows(io.StringIO("a b c"), vocab, 3, 4))
 
 
-# --- tfds (through a stand-in module: tfds is not installed in tests) -------------
-
-
-def test_tfds_batches_with_fake_module(monkeypatch):
-    x = np.arange(7 * 4, dtype=np.uint8).reshape(7, 2, 2, 1)
-    y = np.arange(7, dtype=np.int64)
-    mod = types.ModuleType("tensorflow_datasets")
-
-    def load(name, split=None, as_supervised=False, batch_size=None, data_dir=None, **kw):
-        assert as_supervised and batch_size == 3 and split == "train"
-        return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, 7, batch_size)]
-
-    splits = {"train": types.SimpleNamespace(num_examples=7)}
-    mod.load, mod.as_numpy = load, (lambda ds: ds)
-    mod.builder = lambda name: types.SimpleNamespace(info=types.SimpleNamespace(splits=splits))
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", mod)
-    b = iter_tfds_batches("mnist", "train", 3)
-    assert len(b) == 3 and b.num_examples == 7
-    Xc, yc = _cat(b)
-    np.testing.assert_array_equal(Xc, x.reshape(7, 4))
-    assert yc.dtype == np.int32 and yc.tolist() == list(range(7))
-    assert [len(a) for a, _ in iter_tfds_batches("mnist", "train", 3, drop_remainder=True)] == [3, 3]
+# --- tfds: its absence here; the real library in test_data_tfds.py ---------------
 
 
 def test_tfds_batches_without_tfds(monkeypatch):

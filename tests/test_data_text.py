@@ -2,7 +2,6 @@
 
 import io
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -62,24 +61,6 @@ def test_tfds_source_without_tfds(monkeypatch):
         assert "tfds:tiny_shakespeare" in str(e.value)
     with pytest.raises(ValueError, match="must be followed by a dataset name"):
         load_text("tfds:")
-
-
-def test_tfds_source_with_fake_tfds(monkeypatch):
-    calls = []
-    mod = types.ModuleType("tensorflow_datasets")
-
-    def load(name, split=None, batch_size=None, data_dir=None, **kw):
-        calls.append((name, split, batch_size))
-        return {"text": np.array([b"First Citizen:\nBefore we proceed", b"Speak, speak."], dtype=object)}
-
-    mod.load, mod.as_numpy = load, (lambda t: t)
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", mod)
-    text = load_text("tfds:tiny_shakespeare")
-    assert text == "First Citizen:\nBefore we proceed\nSpeak, speak."
-    assert calls == [("tiny_shakespeare", "train", -1)]
-    assert "".join(iter_text_chunks("tiny_shakespeare", 5)) == text
-    with pytest.raises(KeyError, match="no feature 'content'"):
-        load_text("tfds:tiny_shakespeare", feature="content")
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 1000])

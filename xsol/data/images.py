@@ -12,9 +12,13 @@ arrays: uint8 images and int32 labels. The sources, tried in order:
        `<dir>/fashion-mnist/`), then directly in `<dir>/`. Files placed
        directly in `<dir>` are taken for whichever name is asked for, so keep
        MNIST and Fashion-MNIST in their own subfolders when you have both.
-    2. tensorflow-datasets, when importable and it succeeds (it may download).
+    2. tensorflow-datasets, when importable and the dataset is already
+       prepared in its data directory (no download).
     3. fashion_mnist only: Debian's package `dataset-fashion-mnist`, which
        installs the IDX files in `/usr/share/datasets/fashion-mnist/`.
+    4. tensorflow-datasets again, now allowed to download and prepare (unless
+       `XSOL_TFDS_DOWNLOAD=0`). Offline, tfds's downloader retries for minutes
+       before it fails, so every local copy is tried first.
 * "digits": scikit-learn's bundled 8x8 digits (1797 images, values 0..16),
   always available offline. Split by a fixed permutation
   (`numpy.random.RandomState(0)`, whose stream numpy keeps frozen): the first
@@ -213,6 +217,20 @@ def _not_found_message(name: str, tried: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _from_tfds(key: str, flatten: bool, tried: list[str], *, download: bool) -> ImageData | None:
+    """The dataset from tfds (prepared only, or allowed to download), else None with ``tried`` noted."""
+    try:
+        x_tr, y_tr, x_te, y_te = tfds_source.load_tfds_images(key, download=download)
+    except Exception as e:  # missing, not prepared, or cannot download/prepare
+        what = "download" if download else "prepared data"
+        tried.append(f"tensorflow-datasets ({what}): {type(e).__name__}: "
+                     f"{str(e).splitlines()[0] if str(e) else ''}")
+        return None
+    if flatten:
+        x_tr, x_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
+    return ImageData(x_tr, y_tr, x_te, y_te)
+
+
 def load_images(
     name: str, data_dir: str | os.PathLike | None = None, *, flatten: bool = False
 ) -> ImageData:
@@ -254,19 +272,22 @@ def load_images(
     else:
         tried.append(f"local IDX files: no data_dir given and {DATA_DIR_ENV} is not set")
 
-    try:
-        x_tr, y_tr, x_te, y_te = tfds_source.load_tfds_images(key)
-    except Exception as e:  # missing, or cannot download/prepare
-        tried.append(f"tensorflow-datasets: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-    else:
-        if flatten:
-            x_tr, x_te = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1)
-        return ImageData(x_tr, y_tr, x_te, y_te)
-
+    # Local copies before any download: tfds's prepared data, then Debian's
+    # package; only then may tfds download (offline, its downloader retries
+    # for minutes before it gives up).
+    found = _from_tfds(key, flatten, tried, download=False)
+    if found is not None:
+        return found
     if key == "fashion_mnist":
-        files = find_idx_files(DEBIAN_FASHION_MNIST_DIR) if os.path.isdir(DEBIAN_FASHION_MNIST_DIR) else None
+        files = (find_idx_files(DEBIAN_FASHION_MNIST_DIR)
+                 if os.path.isdir(DEBIAN_FASHION_MNIST_DIR) else None)
         if files is not None:
             return load_idx_dataset(files, flatten=flatten)
         tried.append(f"Debian package dataset-fashion-mnist: {DEBIAN_FASHION_MNIST_DIR} not found")
+    tfds_missing = any("tensorflow-datasets" in t and "TfdsUnavailableError" in t for t in tried)
+    if not tfds_missing and tfds_source.downloads_allowed():
+        found = _from_tfds(key, flatten, tried, download=True)
+        if found is not None:
+            return found
 
     raise DatasetNotFoundError(_not_found_message(key, tried))

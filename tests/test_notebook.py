@@ -11,6 +11,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "xsol_mnist.ip
 def test_notebook_executes_at_tiny_scale(tmp_path, monkeypatch):
     monkeypatch.setenv("XSOL_NOTEBOOK_SCALE", "tiny")
     monkeypatch.setenv("XSOL_NOTEBOOK_OUT", str(tmp_path / "report"))
+    monkeypatch.setenv("XSOL_NOTEBOOK_REPORT", "1")  # on CPU the report runs only when asked
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     # The install cell runs its own code path and prints the pip command it would run.
     monkeypatch.setenv("XSOL_INSTALL_DRY_RUN", "1")

@@ -98,9 +98,20 @@ def test_counts_identical_across_device_counts(tmp_path):
         batches = [(X[i:i + 500], y[i:i + 500]) for i in range(0, len(y), 500)]
         s = xsol.accumulate(batches, V, vocab_size=V, progress=False)
         d = xsol.accumulate([(X.astype(np.float32) / V, y)], V, progress=False)
+        # A refused batch keeps the counts of the batches before it (every device's).
+        bad = batches[:4] + [(X[:10], np.full(10, V + 5))] + batches[4:]
+        try:
+            xsol.accumulate(bad, V, vocab_size=V, progress=False)
+        except xsol.BatchError as e:
+            kept = e.stats
+        before = xsol.accumulate(batches[:4], V, vocab_size=V, progress=False)
         print(json.dumps({"devices": jax.local_device_count(),
                           "cooc": np.asarray(s.cooc).tolist(),
+                          "totals": np.asarray(s.feature_totals).tolist(),
+                          "labels": np.asarray(s.label_counts).tolist(),
                           "n": int(s.num_examples),
+                          "kept": all(np.array_equal(np.asarray(a), np.asarray(b))
+                                      for a, b in zip(kept, before)),
                           "dense": np.asarray(d.cooc).tolist()}))
         """
     )
@@ -113,8 +124,10 @@ def test_counts_identical_across_device_counts(tmp_path):
         assert r.returncode == 0, r.stderr
         out[n] = json.loads(r.stdout.strip().splitlines()[-1])
     assert out[1]["devices"] == 1 and out[3]["devices"] == 3
-    assert out[1]["cooc"] == out[3]["cooc"]
+    for field in ("cooc", "totals", "labels"):
+        assert out[1][field] == out[3][field]
     assert out[1]["n"] == out[3]["n"] == 5001
+    assert out[1]["kept"] and out[3]["kept"]
     np.testing.assert_allclose(out[1]["dense"], out[3]["dense"], rtol=1e-5)
 
 

@@ -2,8 +2,9 @@
 
 The host-side driver around the pure accumulators of :mod:`xsol.stats`: it
 validates every batch (clear errors for bad input), runs a jit-compiled step,
-splits each batch across local devices when there are several (``shard_map``
-with one ``psum``), shows a progress bar, and never loses what it has already
+splits each batch across local devices when there are several (``shard_map``;
+token ids are counted into one table per device, added once at the end; dense
+chunks' statistics are added with one ``psum``), shows a progress bar, and never loses what it has already
 counted: on a bad batch it raises :class:`BatchError` carrying the statistics
 of every batch before it.
 """
@@ -18,7 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from xsol import inputs, stats as st
@@ -318,7 +319,9 @@ def accumulate(
     counted exactly in integers; dense non-negative features (``(B, M)``) are
     normalized per example (``normalize``) and summed in float32 (see
     :func:`xsol.token_cooccurrence`, :func:`xsol.feature_cooccurrence`). With
-    several local devices each batch is split across them and the shards'
+    several local devices each batch is split across them: token ids are
+    counted into one table per device and the tables are added once (at the
+    end, or when a checkpoint or an error needs the total); dense chunks'
     statistics are added with one ``psum``.
 
     Args:
@@ -369,6 +372,57 @@ def accumulate(
         return _accumulate(*args, ckpt)
 
 
+@functools.lru_cache(maxsize=32)
+def _device_count_step(mesh: Mesh, vocab_size: int, num_classes: int):
+    """Adds a batch of ids split over ``mesh``'s ``"data"`` axis to per-device tables.
+
+    The state has a leading device axis sharded over the mesh: each device
+    scatters its shard of the batch into its own table
+    (:func:`xsol.stats.add_token_counts`, in place: the state is donated) and
+    nothing crosses devices until :meth:`_DeviceCounts.total`.
+    """
+
+    def local(state, X, y):
+        own = jax.tree_util.tree_map(lambda a: a[0], state)
+        own = st.add_token_counts(own, X, y, vocab_size, num_classes)
+        return jax.tree_util.tree_map(lambda a: a[None], own)
+
+    spec = P("data")
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec),
+                   donate_argnums=0)
+
+
+class _DeviceCounts:
+    """Exact token counts of a pass over several local devices, one table per device.
+
+    ``F = F_start + sum_d F_d``: device ``d`` counts its shard of every batch
+    into its own ``F_d``, and the tables are added once, when the total is
+    asked for (a checkpoint, an error, the end of the pass), instead of a
+    ``psum`` of the whole ``K V x N`` table after every batch. Integer sums, so
+    the result is identical to counting on one device.
+    """
+
+    def __init__(self, acc: Accumulator, start: CoocStats, mesh: Mesh):
+        self.acc, self.start, self.mesh = acc, start, mesh
+        n = mesh.devices.size
+        sharding = NamedSharding(mesh, P("data"))
+        self.tables = jax.tree_util.tree_map(
+            lambda z: jax.device_put(jnp.zeros((n,) + z.shape, z.dtype), sharding), acc.init())
+        self.step = _device_count_step(mesh, acc.vocab_size, acc.num_classes)
+
+    def add(self, X: np.ndarray, y: np.ndarray) -> None:
+        n = self.mesh.devices.size
+        pad = (-X.shape[0]) % n  # rows labelled N count nothing
+        if pad:
+            X = np.concatenate([X, np.zeros((pad,) + X.shape[1:], X.dtype)])
+            y = np.concatenate([np.asarray(y), np.full((pad,), self.acc.num_classes, np.int32)])
+        self.tables = self.step(self.tables, inputs.aligned(X), inputs.aligned(y, np.int32))
+
+    def total(self) -> CoocStats:
+        summed = jax.tree_util.tree_map(lambda a: a.sum(axis=0, dtype=a.dtype), self.tables)
+        return st.merge(self.start, st.cast_like(summed, self.start))
+
+
 def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progress, total,
                 devices, limit, ckpt):
     """The pass of :func:`accumulate`; ``ckpt``: its stream checkpoints, or None."""
@@ -387,6 +441,10 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
     source = iter(batches)
     i = -1
     consumed = 0  # batches counted, from the start of the stream
+    devices_counts = None  # token ids over several devices: per-device tables (_DeviceCounts)
+
+    def current() -> CoocStats | None:
+        return state if devices_counts is None else devices_counts.total()
     while limit is None or i + 1 < limit:
         i += 1
         try:
@@ -396,7 +454,7 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
         except Exception as e:  # noqa: BLE001 - any failure of the source keeps the counts
             bar.close()
             raise BatchError(f"batch {i}: the data source failed: {type(e).__name__}: {e}",
-                             i, state) from e
+                             i, current()) from e
         bar.update(1)
         try:
             if acc is None:
@@ -416,7 +474,7 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
         except MemoryBudgetError:
             raise
         except ValueError as e:
-            raise BatchError(f"batch {i}: {e}", i, state) from e
+            raise BatchError(f"batch {i}: {e}", i, current()) from e
         if ckpt is not None and i == 0:
             consumed, state = ckpt.restore(acc, state, Xv, yv, batches)
             if consumed:  # resume: the checkpoint holds batches [0, consumed)
@@ -427,17 +485,22 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
                 continue
         if acc.kind == "dense":
             state = _add_dense_batch(acc, state, base, Xv, yv, mesh, i)
+        elif mesh is not None:
+            if devices_counts is None:
+                devices_counts = _DeviceCounts(acc, state, mesh)
+            devices_counts.add(Xv, yv)
         else:
             # Host checks above are final for ids (nothing refuses the batch after
             # the step), so accumulate's own state is donated and counted in place.
             state = step(acc, state, Xv, yv, mesh, donate=True)[0]
         seen += Xv.shape[0]
         consumed = i + 1
-        if ckpt is not None:
-            ckpt.counted(consumed, state)
+        if ckpt is not None and consumed % ckpt.every == 0:
+            ckpt.counted(consumed, current())
     bar.close()
     if acc is None:
         raise EmptyStreamError("no batches: the data is empty; expected at least one (X, y) batch")
+    state = current()
     if ckpt is not None:
         ckpt.finish(consumed, state)
     return state

@@ -1,8 +1,9 @@
 """Scale-out of one-pass statistics: :func:`xsol.accumulate` against the number of devices.
 
 Three workloads, each one pass of :func:`xsol.accumulate` (validated input,
-the batch split over the local devices by ``shard_map`` and the shards'
-statistics added with one ``psum`` per batch):
+the batch split over the local devices by ``shard_map``; token ids are counted
+into one table per device, added once at the end of the pass; dense chunks'
+statistics are added with one ``psum`` per chunk):
 
 * ``bigram``: a stream of i.i.d. Zipfian token ids (default ``10^7`` tokens,
   ``V = 2000``), windows of ``K = 1``, batches of ``2^20`` tokens;
@@ -21,8 +22,8 @@ workload measured in the same run: ``time_ratio`` = time(n) / time(1) and
 checksum must be the same at every device count (``counts_identical``).
 
 Forced CPU devices share the machine's cores: ``n`` of them split the same
-CPUs, so these figures measure what sharding the batch and the per-batch
-``psum`` cost, not a speedup from more hardware; on accelerators (or several
+CPUs, so these figures measure what splitting the batch and adding the
+devices' statistics cost, not a speedup from more hardware; on accelerators (or several
 hosts) each device brings its own compute.
 
 The table is built from a list of rows (:func:`summarize_rows`), so rows
@@ -268,7 +269,8 @@ def caveat() -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"forced CPU devices (--xla_force_host_platform_device_count) share this machine's "
             f"{cpus} CPU cores: n devices split the same cores, so the ratios show the cost of "
-            "sharding each batch and of the per-batch psum, not the speedup of more hardware")
+            "splitting each batch and adding the devices' statistics, not the speedup of more "
+            "hardware")
 
 
 def _fmt_s(s) -> str:

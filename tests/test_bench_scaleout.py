@@ -20,11 +20,15 @@ def test_quick_scaleout_section_writes_rows_ratios_and_a_plot(tmp_path):
     assert "share" in s["caveat"] and "cores" in s["caveat"]
     devices = s["config"]["devices"]
     assert devices == [1, 2]
+    assert s["config"]["processes"] == [2]
     rows = s["rows"]
-    assert len(rows) == len(scaleout.WORKLOADS) * len(devices)
+    assert len(rows) == len(scaleout.WORKLOADS) * (len(devices) + 1)
     for r in rows:
         assert "error" not in r, r
-        assert r["processes"] == 1 and r["local_devices"] == r["devices"]  # the forced count
+        if r["processes"] == 1:
+            assert r["local_devices"] == r["devices"]  # the forced count
+        else:  # two jax.distributed processes of one device each, all-reduce in the pass
+            assert r["processes"] == r["devices"] == 2 and r["local_devices"] == 1
         assert r["timings"]["median_s"] > 0 and r["timings"]["repeats"] == 3
         assert r["throughput"] > 0 and r["per_batch_s"] > 0 and r["batches"] >= 1
         assert r["unit"] == ("examples" if r["workload"] == "dense" else "tokens")
@@ -34,7 +38,8 @@ def test_quick_scaleout_section_writes_rows_ratios_and_a_plot(tmp_path):
             assert r["time_ratio"] > 0 and abs(r["time_ratio"] * r["speedup"] - 1) < 1e-9
     assert {r["batches"] for r in rows if r["workload"] == "bigram"} == {4}  # 50k / 2^14
     for name in ("bigram", "window3"):
-        assert s["workloads"][name]["counts_identical"] is True   # exact at every device count
+        # exact at every device and process count
+        assert s["workloads"][name]["counts_identical"] is True
     assert s["workloads"]["dense"]["counts_identical"] is None
     assert (tmp_path / "bench_scaleout.png").stat().st_size > 0
     text = format_table(res)

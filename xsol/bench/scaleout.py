@@ -26,6 +26,12 @@ CPUs, so these figures measure what splitting the batch and adding the
 devices' statistics cost, not a speedup from more hardware; on accelerators (or several
 hosts) each device brings its own compute.
 
+Rows with ``processes > 1`` come from that many JAX processes of one CPU
+device each, started together on this machine (``jax.distributed``, a
+coordinator on 127.0.0.1, :func:`run_process_point`): each counts its share
+of the same batches and one all-reduce adds the shares (it is inside the
+timed pass). They share the same 2 cores, too.
+
 The table is built from a list of rows (:func:`summarize_rows`), so rows
 measured elsewhere can be added to it: rows of runs with several JAX
 processes (``jax.distributed``) carry ``processes > 1`` and the same fields
@@ -72,11 +78,12 @@ def default_config(quick: bool = False) -> dict:
     if quick:
         return {"tokens": 50_000, "vocab_size": 300, "batch_tokens": 1 << 14,
                 "dense_examples": 2_000, "dense_features": 784, "dense_classes": 10,
-                "dense_batch": 2_000, "devices": [1, 2], "workloads": list(WORKLOADS),
+                "dense_batch": 2_000, "devices": [1, 2], "processes": [2],
+                "workloads": list(WORKLOADS),
                 "repeats": 3, "timeout": 300, "process_per_workload": False}
     return {"tokens": 10_000_000, "vocab_size": 2000, "batch_tokens": 1 << 20,
             "dense_examples": 60_000, "dense_features": 784, "dense_classes": 10,
-            "dense_batch": 60_000, "devices": list(DEVICE_COUNTS),
+            "dense_batch": 60_000, "devices": list(DEVICE_COUNTS), "processes": [2],
             "workloads": list(WORKLOADS), "repeats": 5, "timeout": 900,
             "process_per_workload": True}
 
@@ -89,8 +96,22 @@ def _measure(workload: str, cfg: dict, repeats: int) -> dict:
     import numpy as np  # noqa: PLC0415
 
     import xsol  # noqa: PLC0415
+    from xsol import distributed  # noqa: PLC0415
     from xsol.bench import tokens  # noqa: PLC0415
     from xsol.bench.timing import time_interleaved  # noqa: PLC0415
+
+    def share(batches):  # this process's batches (rows of a single batch): contiguous, in order
+        if len(batches) == 1:
+            X, y = batches[0]
+            lo, hi = distributed.shard_bounds(len(y))
+            return [(X[lo:hi], y[lo:hi])]
+        lo, hi = distributed.shard_bounds(len(batches))
+        return batches[lo:hi]
+
+    def count(batches, num_classes, **kw):
+        if jax.process_count() == 1:
+            return xsol.accumulate(batches, num_classes, progress=False, **kw).cooc
+        return distributed.accumulate_distributed(share(batches), num_classes, **kw).cooc
 
     row = {"workload": workload, "processes": jax.process_count(),
            "devices": jax.device_count(), "local_devices": jax.local_device_count(),
@@ -103,7 +124,7 @@ def _measure(workload: str, cfg: dict, repeats: int) -> dict:
         batches = [(X[i:i + B], y[i:i + B]) for i in range(0, len(y), B)]
 
         def run():
-            return xsol.accumulate(batches, V, vocab_size=V, progress=False).cooc
+            return count(batches, V, vocab_size=V)
 
         row.update(unit="tokens", items=int(len(y)), batch_items=B, window=K, vocab_size=V)
     elif workload == "dense":
@@ -115,7 +136,7 @@ def _measure(workload: str, cfg: dict, repeats: int) -> dict:
         batches = [(X[i:i + B], y[i:i + B]) for i in range(0, n, B)]
 
         def run():
-            return xsol.accumulate(batches, N, progress=False).cooc
+            return count(batches, N)
 
         row.update(unit="examples", items=n, batch_items=B, features=M, classes=N)
     else:
@@ -137,13 +158,17 @@ def _run_spec(spec: dict) -> list[dict]:
         try:
             rows.append(_measure(w, spec["config"], int(spec["repeats"])))
         except Exception as e:  # noqa: BLE001 - one failed workload leaves the others
-            rows.append({"workload": w, "processes": 1, "devices": spec["devices"],
-                         "error": f"{type(e).__name__}: {e}"})
+            rows.append({"workload": w, "processes": spec.get("processes", 1),
+                         "devices": spec["devices"], "error": f"{type(e).__name__}: {e}"})
     return rows
 
 
 def _main() -> None:
     spec = json.loads(sys.stdin.read())
+    if spec.get("processes", 1) > 1:
+        from xsol import distributed  # noqa: PLC0415
+
+        distributed.initialize(spec["coordinator"], spec["processes"], spec["process_id"])
     print(json.dumps(_run_spec(spec)))
 
 
@@ -178,6 +203,67 @@ def run_point(devices: int, workloads: list[str], config: dict, *, repeats: int,
     wall = time.perf_counter() - t0
     for r in rows:
         r["subprocess_wall_s"] = wall
+    return rows
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_process_point(processes: int, workloads: list[str], config: dict, *, repeats: int,
+                      timeout: float = 900) -> list[dict]:
+    """The rows of ``workloads`` measured by ``processes`` JAX processes of one CPU device each.
+
+    The processes start together (``jax.distributed`` with a coordinator on
+    127.0.0.1); each counts its contiguous share of the same batches and
+    :func:`xsol.distributed.accumulate_distributed` adds the shares with one
+    all-reduce, so a timed pass includes the all-reduce and ends together in
+    every process. The rows are process 0's.
+    """
+    import tempfile  # noqa: PLC0415
+
+    address = f"127.0.0.1:{_free_port()}"
+    procs = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(processes):
+            spec = {"devices": processes, "processes": processes, "process_id": i,
+                    "coordinator": address, "workloads": list(workloads), "config": config,
+                    "repeats": int(repeats)}
+            out_path, err_path = os.path.join(tmp, f"{i}.out"), os.path.join(tmp, f"{i}.err")
+            with open(out_path, "w") as out, open(err_path, "w") as err:
+                p = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE,
+                                     stdout=out, stderr=err, text=True,
+                                     env=forced_devices_env(1))
+            p.stdin.write(json.dumps(spec))
+            p.stdin.close()
+            procs.append((p, out_path, err_path))
+        outputs = []
+        try:
+            for p, out_path, err_path in procs:
+                p.wait(timeout=max(1.0, timeout - (time.perf_counter() - t0)))
+                outputs.append((p.returncode, open(out_path).read(), open(err_path).read()))
+        except subprocess.TimeoutExpired:
+            for p, _, _ in procs:
+                p.kill()
+                p.wait()
+            return [{"workload": w, "processes": processes, "devices": processes,
+                     "error": f"timed out after {timeout:.0f} s"} for w in workloads]
+    code, out, err = outputs[0]
+    failed = next(((c, e) for c, _, e in outputs if c != 0), None)
+    if failed is not None:
+        tail = " | ".join((failed[1] or "").strip().splitlines()[-3:])
+        return [{"workload": w, "processes": processes, "devices": processes,
+                 "error": f"exit {failed[0]}: {tail}"} for w in workloads]
+    rows = json.loads(out.strip().splitlines()[-1])
+    wall = time.perf_counter() - t0
+    for r in rows:
+        r["subprocess_wall_s"] = wall
+        r["device_kind"] = "CPU process"
     return rows
 
 
@@ -228,6 +314,7 @@ def run_scaleout(config: dict | None = None, *, quick: bool = False, repeats: in
 
     Args:
       config: overrides of :func:`default_config` (sizes, ``devices``,
+        ``processes`` (counts above 1 run :func:`run_process_point`),
         ``workloads``, ``repeats``, ``timeout``, ``process_per_workload``).
       quick: start from the smoke sizes.
       repeats: timed passes per point (default: the config's).
@@ -252,6 +339,12 @@ def run_scaleout(config: dict | None = None, *, quick: bool = False, repeats: in
             if say:
                 say(f"scaleout: {', '.join(ws)} on {n} forced CPU device(s), a fresh subprocess")
             rows.extend(run_point(int(n), ws, cfg, repeats=reps, timeout=float(cfg["timeout"])))
+    for n in cfg.get("processes") or ():
+        for ws in groups:
+            if say:
+                say(f"scaleout: {', '.join(ws)} on {n} JAX processes of one CPU device each")
+            rows.extend(run_process_point(int(n), ws, cfg, repeats=reps,
+                                          timeout=float(cfg["timeout"])))
     table = summarize_rows(rows + list(extra_rows))
     res = {"config": {**cfg, "repeats": reps}, "method": method_text(), "caveat": caveat(),
            **table}
@@ -267,8 +360,8 @@ def method_text() -> str:
 
 def caveat() -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"forced CPU devices (--xla_force_host_platform_device_count) share this machine's "
-            f"{cpus} CPU cores: n devices split the same cores, so the ratios show the cost of "
+    return (f"forced CPU devices (--xla_force_host_platform_device_count) and JAX processes "
+            f"started here share this machine's {cpus} CPU cores: n devices split the same cores, so the ratios show the cost of "
             "splitting each batch and adding the devices' statistics, not the speedup of more "
             "hardware")
 
@@ -359,13 +452,15 @@ def main(argv=None) -> int:
     p.add_argument("--batch-tokens", type=int, default=None)
     p.add_argument("--dense-examples", type=int, default=None)
     p.add_argument("--devices", type=int, nargs="+", default=None)
+    p.add_argument("--processes", type=int, nargs="*", default=None,
+                   help="JAX process counts above 1 to measure (default 2; none: no process rows)")
     p.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=None)
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--out", default=None, help="JSON results (the plot goes next to it)")
     a = p.parse_args(argv)
     config = {"tokens": a.tokens, "vocab_size": a.vocab_size, "batch_tokens": a.batch_tokens,
               "dense_examples": a.dense_examples, "devices": a.devices,
-              "workloads": a.workloads}
+              "processes": a.processes, "workloads": a.workloads}
     if a.dense_examples:
         config["dense_batch"] = a.dense_examples
     plot = os.path.splitext(a.out)[0] + "_scaleout.png" if a.out else None

@@ -4,6 +4,9 @@ Each case runs the public call a user would make and records the exception's
 type and first line, or the warning, so the table is what the code does today:
 
     python scripts/bad_inputs.py > docs/bad-inputs.md
+
+It runs on 4 forced CPU devices (unless ``XLA_FLAGS`` is set), so the sharded
+cases have devices to shard over.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import tempfile
 import warnings
 
 import numpy as np
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def cases(tmp: str):
@@ -93,10 +99,56 @@ def cases(tmp: str):
             xsol.fit_explicit(X, y, 2).save(os.path.join(tmp, "m")),
             xsol.fit_explicit(X, y, 2).save(os.path.join(tmp, "m")))),
         ("explicit head on a layer fed negative features", lambda: _head_negative(X, y)),
+        ("accumulate(..., every=0) with a checkpoint folder", lambda: xsol.accumulate(
+            [(X, y)], 2, progress=False, checkpoint_dir=os.path.join(tmp, "ck0"), every=0)),
+        ("resuming a stream checkpoint of another run", lambda: _other_run(tmp, X, y)),
+        ("a process index out of range", lambda: xsol.distributed.shard_bounds(10, index=3,
+                                                                                count=2)),
+        ("a sharded solve whose sharding splits the columns", lambda: _column_sharding(X, y)),
+        ("a sharded solve whose rows do not divide over the devices", lambda: xsol.solve(
+            xsol.fit_explicit(np.ones((4, 3), np.float32), y, 2).stats,
+            mesh=_mesh(("model",)))),
+        ("a tfds dataset not prepared, downloads off", lambda: _tfds_not_prepared(tmp)),
         ("predict_proba past the memory budget", lambda: (
             os.environ.__setitem__("XSOL_MEMORY_BUDGET", "1K"),
             xsol.fit_explicit(X, y, 2).predict_proba(np.ones((1000, 3), np.float32)))),
     ]
+
+
+def _other_run(tmp, X, y):
+    import xsol
+
+    ck = os.path.join(tmp, "ck")
+    xsol.accumulate([(X, y)] * 3, 2, progress=False, checkpoint_dir=ck, every=1,
+                    fingerprint="train.bin v1")
+    return xsol.accumulate([(X, y)] * 3, 2, progress=False, checkpoint_dir=ck, every=1,
+                           fingerprint="train.bin v2")
+
+
+def _mesh(names):
+    import jax
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(jax.devices()).reshape((-1,) + (1,) * (len(names) - 1)), names)
+
+
+def _column_sharding(X, y):
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    import xsol
+
+    stats = xsol.fit_explicit(X, y, 2).stats
+    return xsol.solve(stats, sharding=NamedSharding(_mesh(("model",)), P(None, "model")))
+
+
+def _tfds_not_prepared(tmp):
+    from xsol.data import tfds_source
+
+    os.environ["XSOL_TFDS_DOWNLOAD"] = "0"
+    try:
+        return tfds_source.load_tfds_images("mnist", data_dir=os.path.join(tmp, "tfds"))
+    finally:
+        os.environ.pop("XSOL_TFDS_DOWNLOAD")
 
 
 def _head_negative(X, y):

@@ -20,7 +20,7 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import xsol
-from xsol.solve import (
+from xsol.distributed.sharded_solve import (
     explicit_weights_sharded,
     padded_rows,
     resolve_row_sharding,
@@ -40,7 +40,8 @@ WORKER = textwrap.dedent(r'''
     from flax import nnx
     import xsol
     from xsol import models, nnx_models
-    from xsol.solve import explicit_weights, explicit_weights_sharded, shard_rows
+    from xsol.solve import explicit_weights
+    from xsol.distributed.sharded_solve import explicit_weights_sharded, shard_rows
     from xsol.stats import CoocStats
 
     out = {}

@@ -10,6 +10,8 @@
 * :mod:`~xsol.distributed.resume`: Orbax checkpoints of a stream's
   statistics and position, behind ``xsol.accumulate(..., checkpoint_dir=...,
   every=...)``.
+* :mod:`~xsol.distributed.sharded_solve`: the explicit weights with their
+  rows sharded over devices, behind ``xsol.solve(stats, sharding=...)``.
 
 A run over several processes (``scripts/accumulate_distributed.py`` is the
 same as a command)::

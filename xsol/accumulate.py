@@ -566,22 +566,30 @@ def dense_pass_rows(num_rows: int, num_features: int, itemsize: int) -> int:
 def _dense_partials_one_device(acc, X, y):
     """``(sum_c P_c, x_min, finite)`` of a validated dense batch on one device, float64 sum on the host.
 
-    The batch's first ``C * R`` rows go to the device as they lie (a view, no
-    copy, when ``X`` is a 64-byte aligned host array) in one call; the
-    remaining rows (fewer than ``R``) in a second call.
+    A 64-byte aligned host array (or a device array) goes to the device as it
+    lies, with no copy: its first ``C * R`` rows in one call, the remaining
+    rows (fewer than ``R``) in a second. An unaligned host array is streamed
+    instead: each chunk of ``R`` rows is copied once into an aligned buffer
+    (cache-sized, see :data:`DENSE_CHUNK_BYTES`) and handed over, and as the
+    calls are asynchronous, copying the next chunk overlaps the device's work
+    on the previous one. Never more than one copy of a chunk, never a copy of
+    the whole array.
     """
-    if isinstance(X, np.ndarray):
-        X = inputs.aligned(X)
     y = inputs.aligned(np.asarray(y), np.int32)
     n = X.shape[0]
     rows = dense_pass_rows(n, X.shape[1], X.dtype.itemsize)
-    full = n // rows * rows
     kw = dict(num_classes=acc.num_classes, normalize=acc.normalize)
     parts = []
-    if full:
-        parts.append(st.dense_chunk_partials(X[:full], y[:full], rows=rows, **kw))
-    if full < n:
-        parts.append(st.dense_chunk_partials(X[full:], y[full:], rows=n - full, **kw))
+    if isinstance(X, np.ndarray) and not inputs.is_aligned(X):
+        for lo in range(0, n, rows):
+            Xc = inputs.aligned(X[lo:lo + rows])
+            parts.append(st.dense_chunk_partials(Xc, y[lo:lo + rows], rows=Xc.shape[0], **kw))
+    else:
+        full = n // rows * rows
+        if full:
+            parts.append(st.dense_chunk_partials(X[:full], y[:full], rows=rows, **kw))
+        if full < n:
+            parts.append(st.dense_chunk_partials(X[full:], y[full:], rows=n - full, **kw))
     total = sum(np.asarray(P, np.float64).sum(axis=0) for P, _, _ in parts)
     x_min = min(float(m) for _, m, _ in parts)
     finite = all(bool(f) for _, _, f in parts)

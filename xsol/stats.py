@@ -314,8 +314,8 @@ def dense_chunk_partials(X: jax.Array, y: jax.Array, *, rows: int, num_classes: 
     Float inputs are read three times in one program with no copy: the row
     sums and the minimum (one loop each) and a batched ``N x R`` by ``R x M``
     product. ``uint8``/``bool`` inputs cannot be negative or non-finite, so
-    they skip the checks; they are converted to float32 two chunks at a time
-    (a loop over pairs of chunks, so the float32 copy stays in the CPU's
+    they skip the checks; they are converted to float32 one chunk at a time
+    (a loop over chunks, so the float32 copy of a chunk stays in the CPU's
     cache) because a product that converts its operand on the fly falls back
     to a slow kernel. Padding rows may be labelled ``num_classes`` (their
     one-hot row is zero).
@@ -339,20 +339,11 @@ def dense_chunk_partials(X: jax.Array, y: jax.Array, *, rows: int, num_classes: 
         F, s = _chunk_product(Xc, yc, num_classes, normalize)
         return F, Xc.min(axis=2).min(), jnp.all(jnp.isfinite(s))
 
-    def converted_product(x, yy):
-        x = jax.lax.optimization_barrier(x.astype(jnp.float32))
-        return _chunk_product(x, yy, num_classes, normalize)[0]
+    def one_chunk(_, xy):
+        x = jax.lax.optimization_barrier(xy[0].astype(jnp.float32))
+        return None, _chunk_product(x[None], xy[1][None], num_classes, normalize)[0][0]
 
-    pairs = C // 2  # two chunks per step keep both CPU cores busy (measured: ~1.4x one)
-    parts = []
-    if pairs:
-        _, F = jax.lax.scan(
-            lambda _, xy: (None, converted_product(*xy)), None,
-            (Xc[:2 * pairs].reshape(pairs, 2, rows, M), yc[:2 * pairs].reshape(pairs, 2, rows)))
-        parts.append(F.reshape(2 * pairs, num_classes, M))
-    if C % 2:
-        parts.append(converted_product(Xc[-1:], yc[-1:]))
-    F = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+    _, F = jax.lax.scan(one_chunk, None, (Xc, yc))
     return F, jnp.zeros((), jnp.float32), jnp.array(True)
 
 

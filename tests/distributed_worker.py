@@ -72,25 +72,7 @@ def multi(pid: int, n: int, port: int, work: str) -> None:
                                      limit=10 + 3 * pid)
     save(out, "ck_partial", pid, part)
 
-    class Counting:  # the rerun must start from each process's own position
-        def __init__(self, b):
-            self.b, self.read = b, 0
-
-        def __len__(self):
-            return len(self.b)
-
-        def __getattr__(self, name):  # batch_size, num_examples: as the share declares them
-            return getattr(self.b, name)
-
-        seekable = True
-
-        def __iter__(self):
-            return self.iter_from(0)
-
-        def iter_from(self, k):
-            for xy in self.b.iter_from(k):
-                self.read += 1
-                yield xy
+    from counting_stream import Counting  # the rerun must start from each process's own position
 
     counting = Counting(share)
     save(out, "ck_full", pid, xd.accumulate_distributed(counting, V, vocab_size=V,

@@ -18,6 +18,8 @@ import xsol
 from xsol.data import Batches, iter_array_batches, iter_token_file_windows, write_token_file
 from xsol.distributed import StreamCheckpointError
 
+from counting_stream import Counting
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V = 31
 
@@ -50,27 +52,6 @@ class Slow:
 xsol.accumulate(Slow(), V, vocab_size=V, progress=False, checkpoint_dir=ck, every=5)
 print("finished", flush=True)
 """
-
-
-class Counting:
-    """A seekable stream over ``batches`` that counts the batches it yields."""
-
-    def __init__(self, batches):
-        self.b, self.read = batches, 0
-
-    def __len__(self):
-        return len(self.b)
-
-    def __getattr__(self, name):
-        return getattr(self.b, name)
-
-    def __iter__(self):
-        return self.iter_from(0)
-
-    def iter_from(self, k):
-        for xy in self.b.iter_from(k):
-            self.read += 1
-            yield xy
 
 
 def identical(a, b):

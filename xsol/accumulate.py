@@ -462,7 +462,9 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
                                        normalize=normalize)
                 state = _check_state(acc, state)
                 seen = int(state.num_examples)
-                base = acc.init() if acc.kind == "dense" else None
+                # zero statistics for the per-chunk steps over a mesh (one device
+                # needs none: its pass starts from zero on its own)
+                base = acc.init() if acc.kind == "dense" and mesh is not None else None
             Xv, yv = validate_batch(acc, X, y)
             per_example = acc.window or 1
             if acc.kind == "ids" and (seen + Xv.shape[0]) * per_example > max_count:
@@ -597,6 +599,9 @@ def _dense_partials_one_device(acc, X, y):
 
 
 def _check_state(acc: Accumulator, state: CoocStats | None) -> CoocStats:
+    if state is None and acc.kind == "dense":  # host totals: no device zeros needed
+        M, N = acc.num_features, acc.num_classes
+        return CoocStats(np.zeros((M, N)), np.zeros(M), np.zeros(N, np.int64), np.int64(0))
     if state is None:
         state = acc.init()
     expected = (acc.num_features, acc.num_classes)

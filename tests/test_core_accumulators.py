@@ -105,6 +105,18 @@ def test_counts_identical_across_device_counts(tmp_path):
         except xsol.BatchError as e:
             kept = e.stats
         before = xsol.accumulate(batches[:4], V, vocab_size=V, progress=False)
+        # A dense batch large enough for every device's share of chunks plus a tail:
+        # integer pixels without normalization sum exactly on any device count.
+        P = rng.integers(0, 256, (20000, 5)).astype(np.uint8)
+        yP = rng.integers(0, 4, 20000)
+        big = xsol.accumulate([(P, yP)], 4, normalize="none", progress=False)
+        Pf = P.astype(np.float32)
+        Pf[777, 2] = -1.0  # in the devices' shares, not the tail
+        try:
+            xsol.accumulate([(Pf, yP)], 4, progress=False)
+            refused = False
+        except xsol.BatchError as e:
+            refused = "row 777" in str(e)
         print(json.dumps({"devices": jax.local_device_count(),
                           "cooc": np.asarray(s.cooc).tolist(),
                           "totals": np.asarray(s.feature_totals).tolist(),
@@ -112,7 +124,8 @@ def test_counts_identical_across_device_counts(tmp_path):
                           "n": int(s.num_examples),
                           "kept": all(np.array_equal(np.asarray(a), np.asarray(b))
                                       for a, b in zip(kept, before)),
-                          "dense": np.asarray(d.cooc).tolist()}))
+                          "dense": np.asarray(d.cooc).tolist(),
+                          "big": np.asarray(big.cooc).tolist(), "refused": refused}))
         """
     )
     out = {}
@@ -129,6 +142,8 @@ def test_counts_identical_across_device_counts(tmp_path):
     assert out[1]["n"] == out[3]["n"] == 5001
     assert out[1]["kept"] and out[3]["kept"]
     np.testing.assert_allclose(out[1]["dense"], out[3]["dense"], rtol=1e-5)
+    assert out[1]["big"] == out[3]["big"]  # exact: integer sums below 2**24 per chunk
+    assert out[1]["refused"] and out[3]["refused"]
 
 
 def test_int64_counts_under_x64(tmp_path):

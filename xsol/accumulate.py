@@ -462,9 +462,7 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
                                        normalize=normalize)
                 state = _check_state(acc, state)
                 seen = int(state.num_examples)
-                # zero statistics for the per-chunk steps over a mesh (one device
-                # needs none: its pass starts from zero on its own)
-                base = acc.init() if acc.kind == "dense" and mesh is not None else None
+                base = None  # the dense passes start from zero on their own
             Xv, yv = validate_batch(acc, X, y)
             per_example = acc.window or 1
             if acc.kind == "ids" and (seen + Xv.shape[0]) * per_example > max_count:
@@ -524,35 +522,62 @@ def _add_dense_batch(acc, host: CoocStats, base: CoocStats, X, y, mesh, index: i
     totals never stop growing at ``2**24`` and counters never wrap at
     ``2**31``. On one device the whole batch is one compiled call
     (:func:`xsol.stats.dense_chunk_partials`, plus one for a last partial
-    chunk) that reads a host array where it lies; with a mesh each chunk is
-    split across the devices (:func:`step`). A negative or non-finite value
-    (or row sums that overflow float32) refuses the batch; the totals of
-    earlier batches are kept in the :class:`BatchError`.
+    chunk) that reads a host array where it lies; with a mesh every device
+    runs the same program on its contiguous share of the rows and returns its
+    own chunks' products (no collective; the host adds them). A negative or
+    non-finite value (or row sums that overflow float32) refuses the batch;
+    the totals of earlier batches are kept in the :class:`BatchError`.
     """
     if mesh is None:
         cooc_t, x_min, finite = _dense_partials_one_device(acc, X, y)
-        cooc_part, totals_part = None, None
     else:
-        n = X.shape[0]
-        chunks = []
-        for lo in range(0, n, EXACT_CHUNK_ROWS):
-            part, m, f = step(acc, base, X[lo:lo + EXACT_CHUNK_ROWS],
-                              y[lo:lo + EXACT_CHUNK_ROWS], mesh)
-            chunks.append((part, m, f))
-        finite = all(bool(f) for _, _, f in chunks)
-        x_min = min(float(m) for _, m, _ in chunks)
+        cooc_t, x_min, finite = _dense_partials_mesh(acc, X, y, mesh)
     if not finite or x_min < 0:
         raise BatchError(f"batch {index}: {dense_value_error(X)}", index, host)
-    if mesh is None:
-        cooc_part = cooc_t.T
-        totals_part = cooc_part.sum(axis=1)
-    else:
-        cooc_part = sum(np.asarray(p.cooc, np.float64) for p, _, _ in chunks)
-        totals_part = sum(np.asarray(p.feature_totals, np.float64) for p, _, _ in chunks)
+    cooc_part = cooc_t.T
+    totals_part = cooc_part.sum(axis=1)
     labels = np.bincount(np.asarray(y), minlength=acc.num_classes)[:acc.num_classes]
     return CoocStats(host.cooc + cooc_part, host.feature_totals + totals_part,
                      host.label_counts + labels.astype(np.int64),
                      np.int64(int(host.num_examples) + X.shape[0]))
+
+
+@functools.lru_cache(maxsize=32)
+def _mesh_partials(mesh: Mesh, rows: int, num_classes: int, normalize: str):
+    """:func:`xsol.stats.dense_chunk_partials` on every device of ``mesh`` over its share of rows."""
+
+    def local(X, y):
+        P_, m, f = st.dense_chunk_partials(X, y, rows=rows, num_classes=num_classes,
+                                           normalize=normalize)
+        return P_, m[None], f[None]
+
+    spec = P("data")
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(spec, spec),
+                                 out_specs=(spec, spec, spec)))
+
+
+def _dense_partials_mesh(acc, X, y, mesh: Mesh):
+    """``(sum_c P_c, x_min, finite)`` of a validated dense batch split over ``mesh``'s devices.
+
+    The first ``n * C * R`` rows are split into ``n`` contiguous shares, one
+    per device, each reduced in chunks of ``R`` rows by the one-device program;
+    the remaining rows (fewer than ``n * R``) go through the one-device pass.
+    """
+    if isinstance(X, np.ndarray):
+        X = inputs.aligned(X)
+    y = inputs.aligned(np.asarray(y), np.int32)
+    n_rows, n_dev = X.shape[0], mesh.devices.size
+    rows = dense_pass_rows(max(1, n_rows // n_dev), X.shape[1], X.dtype.itemsize)
+    full = n_rows // (n_dev * rows) * (n_dev * rows)
+    total, x_min, finite = 0.0, np.inf, True
+    if full:
+        P_, m, f = _mesh_partials(mesh, rows, acc.num_classes, acc.normalize)(X[:full], y[:full])
+        total = np.asarray(P_, np.float64).sum(axis=0)
+        x_min, finite = float(np.min(np.asarray(m))), bool(np.all(np.asarray(f)))
+    if full < n_rows:
+        t, m, f = _dense_partials_one_device(acc, X[full:], y[full:])
+        total, x_min, finite = total + t, min(x_min, m), finite and f
+    return total, x_min, finite
 
 
 def dense_pass_rows(num_rows: int, num_features: int, itemsize: int) -> int:

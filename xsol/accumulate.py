@@ -3,8 +3,9 @@
 The host-side driver around the pure accumulators of :mod:`xsol.stats`: it
 validates every batch (clear errors for bad input), runs a jit-compiled step,
 splits each batch across local devices when there are several (``shard_map``;
-token ids are counted into one table per device, added once at the end; dense
-chunks' statistics are added with one ``psum``), shows a progress bar, and never loses what it has already
+token ids are counted into one table per device, added once at the end; each
+device reduces its share of dense rows in chunks whose sums the host adds),
+shows a progress bar, and never loses what it has already
 counted: on a bad batch it raises :class:`BatchError` carrying the statistics
 of every batch before it.
 """
@@ -321,8 +322,8 @@ def accumulate(
     :func:`xsol.token_cooccurrence`, :func:`xsol.feature_cooccurrence`). With
     several local devices each batch is split across them: token ids are
     counted into one table per device and the tables are added once (at the
-    end, or when a checkpoint or an error needs the total); dense chunks'
-    statistics are added with one ``psum``.
+    end, or when a checkpoint or an error needs the total); each device reduces
+    its contiguous share of dense rows in chunks whose sums the host adds.
 
     Args:
       batches: an iterable of ``(X, y)`` pairs (numpy or JAX arrays).

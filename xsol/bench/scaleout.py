@@ -2,8 +2,8 @@
 
 Three workloads, each one pass of :func:`xsol.accumulate` (validated input,
 the batch split over the local devices by ``shard_map``; token ids are counted
-into one table per device, added once at the end of the pass; dense chunks'
-statistics are added with one ``psum`` per chunk):
+into one table per device, added once at the end of the pass; each device
+reduces its share of dense rows in chunks whose sums the host adds):
 
 * ``bigram``: a stream of i.i.d. Zipfian token ids (default ``10^7`` tokens,
   ``V = 2000``), windows of ``K = 1``, batches of ``2^20`` tokens;

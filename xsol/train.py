@@ -96,12 +96,15 @@ def make_train_step(apply_fn, tx: optax.GradientTransformation, *, jit: bool = T
     return jax.jit(train_step) if jit else train_step
 
 
-def sample_batch(key: jax.Array, step: jax.Array, X, y, batch_size: int):
+def sample_batch(key: jax.Array, step: jax.Array, X, y, batch_size: int | None):
     """The minibatch of step ``step``: ``batch_size`` indices uniform in ``[0, B)``.
 
     The indices come from ``jax.random.fold_in(key, step)``, so the batch of a
     step is fixed by the seed alone. Sampling is with replacement.
+    ``batch_size=None`` means full-batch steps: ``(X, y)`` itself.
     """
+    if batch_size is None:
+        return X, y
     idx = jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, X.shape[0])
     return X[idx], y[idx]
 
@@ -126,10 +129,7 @@ def make_train_chunk(apply_fn, tx: optax.GradientTransformation, *, batch_size: 
 
     def run_chunk(state, X, y, key, num_steps):
         def body(_, s):
-            if batch_size is None:
-                xb, yb = X, y
-            else:
-                xb, yb = sample_batch(key, s.step, X, y, batch_size)
+            xb, yb = sample_batch(key, s.step, X, y, batch_size)
             return step_fn(s, xb, yb)[0]
 
         return jax.lax.fori_loop(0, num_steps, body, state)
@@ -233,10 +233,7 @@ def make_nnx_train_chunk(model: NNXModel, opt_def, *, batch_size: int | None):
 
     def run_chunk(state, X, y, key, num_steps):
         def body(_, s):
-            if batch_size is None:
-                xb, yb = X, y
-            else:
-                xb, yb = sample_batch(key, s.step, X, y, batch_size)
+            xb, yb = sample_batch(key, s.step, X, y, batch_size)
             module = model.merge(s.params)
             optimizer = nnx.merge(opt_def, s.opt_state)
             grads = nnx.grad(loss)(module, xb, yb)
@@ -401,14 +398,7 @@ def initial_params(model, init, seed: int = 0):
         raise ValueError(
             f"init must be 'random', 'zeros', explicit weights or params, got {init!r}")
     if isinstance(init, dict):
-        ref = model.init_params(0)
-        shapes = jax.tree.map(jnp.shape, ref)
-        try:
-            got = jax.tree.map(jnp.shape, init)
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"init params could not be read as arrays: {e}") from e
-        if got != shapes:
-            raise ValueError(f"init params have shapes {got}, the model needs {shapes}")
+        _check_param_shapes(init, jax.tree.map(jnp.shape, model.init_params(0)), "init params")
         return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), init), "params"
     if _is_explicit_source(init):
         kind = "explicit"
@@ -446,17 +436,22 @@ def _initial_nnx_params(model: NNXModel, init, seed: int):
                      f"got {type(init).__name__}")
 
 
+def _check_param_shapes(params, shapes, what: str) -> None:
+    """Refuses ``params`` whose pytree of shapes differs from the model's ``shapes``."""
+    try:
+        got = jax.tree.map(jnp.shape, params)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{what} could not be read as arrays: {e}") from e
+    if got != shapes:
+        raise ValueError(f"{what} have shapes {got}, the model needs {shapes}")
+
+
 def _nnx_state(model: NNXModel, params, what: str):
     """``params`` (an ``nnx.State`` or a pure dict) as a float32 State of the model's layout."""
     ref = nnx.state(model.module, nnx.Param)
     shapes = jax.tree.map(jnp.shape, nnx.to_pure_dict(ref))
     pure = nnx.to_pure_dict(params) if isinstance(params, nnx.State) else params
-    try:
-        got = jax.tree.map(jnp.shape, pure)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{what} could not be read as arrays: {e}") from e
-    if got != shapes:
-        raise ValueError(f"{what} have shapes {got}, the model needs {shapes}")
+    _check_param_shapes(pure, shapes, what)
     state = jax.tree.map(jnp.array, ref)
     nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), pure))
     return state

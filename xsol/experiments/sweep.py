@@ -111,10 +111,7 @@ def _grid_chunk(apply_fn, factory, batch_size):
 
     def run_chunk(params, opt_state, lrs, X, y, key, start, num_steps):
         def body(i, carry):
-            if batch_size is None:
-                xb, yb = X, y
-            else:
-                xb, yb = sample_batch(key, start + i, X, y, batch_size)
+            xb, yb = sample_batch(key, start + i, X, y, batch_size)
             return grid_step(*carry, lrs, xb, yb)
 
         return jax.lax.fori_loop(0, num_steps, body, (params, opt_state))

@@ -6,7 +6,7 @@ finds the three values itself). Each reads its own share of the data (a range
 of windows of a token file, of rows of IDX files, of bytes of a text),
 counts it with ``xsol.accumulate`` on its local devices, and one all-reduce
 over every device of every process sums the shares; process 0 then writes
-the statistics with ``xsol.checkpoint.save`` (load them with ``xsol.load``).
+the statistics with ``xsol.io.checkpoint.save`` (load them with ``xsol.load``).
 
     # two processes on one machine (CPU: collectives over Gloo)
     python scripts/accumulate_distributed.py --token-file train.bin --window 1 \\
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="accumulate_distributed.py",
         description="Accumulates xsol co-occurrence statistics over several JAX processes "
-                    "(jax.distributed); process 0 saves them with xsol.checkpoint.save.")
+                    "(jax.distributed); process 0 saves them with xsol.io.checkpoint.save.")
     data = p.add_argument_group("data (exactly one source)")
     src = data.add_mutually_exclusive_group(required=True)
     src.add_argument("--token-file", metavar="PATH",
@@ -121,7 +121,7 @@ def _check(p: argparse.ArgumentParser, args) -> None:
 
 def _share(args):
     """``(batches, num_classes, vocab_size, description)`` of this process's share."""
-    from xsol.distributed import shards  # noqa: PLC0415
+    from xsol.data import shards  # noqa: PLC0415
 
     if args.token_file is not None:
         b = shards.shard_token_file_windows(
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
 
     if args.x64:
         jax.config.update("jax_enable_x64", True)
-    from xsol.distributed import runtime  # noqa: PLC0415 - before any computation
+    from xsol.stats import collectives as runtime  # noqa: PLC0415 - before any computation
 
     if args.auto_cluster:
         me = runtime.initialize(local_device_ids=args.local_device_ids)
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
         me = runtime.initialize(args.coordinator, args.num_processes, args.process_id,
                                 local_device_ids=args.local_device_ids)
     import xsol  # noqa: PLC0415
-    from xsol import checkpoint  # noqa: PLC0415
+    from xsol.io import checkpoint  # noqa: PLC0415
 
     refused = ""
     if me.index == 0:  # refuse a bad --out before counting, in every process
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
         return 1
     t0 = time.perf_counter()
     batches, num_classes, vocab_size, what = _share(args)
-    stats = xsol.accumulate_distributed(
+    stats = xsol.distributed.accumulate_distributed(
         batches, num_classes, vocab_size=vocab_size, normalize=args.normalize,
         progress=args.progress, checkpoint_dir=args.checkpoint_dir, every=args.every,
         fingerprint=args.fingerprint)

@@ -73,7 +73,7 @@ def cases(tmp: str):
         ("smoothing=1e-45", lambda: xsol.fit_explicit(X, y, 2, smoothing=1e-45)),
         ("row sums past float32's max", lambda: xsol.fit_explicit(
             np.full((2, 3), 3e38, np.float32), np.array([0, 1]), 2, normalize="none")),
-        ("a vocabulary too large for memory", lambda: xsol.token_cooccurrence(10**6, 10**6)),
+        ("a vocabulary too large for memory", lambda: xsol.stats.token_cooccurrence(10**6, 10**6)),
         ("a stream whose source fails", lambda: xsol.accumulate(stream_fails(), 2,
                                                                 progress=False)),
         ("token id >= V in a token file", lambda: fit_token_lm(ids, 50)),
@@ -96,8 +96,8 @@ def cases(tmp: str):
          lambda: xsol.ExplicitSoftmaxClassifier().fit(with_(X, (2, 0), -0.5), y)),
         ("load a directory that holds no model", lambda: xsol.load(tmp)),
         ("save over an existing model", lambda: (
-            xsol.fit_explicit(X, y, 2).save(os.path.join(tmp, "m")),
-            xsol.fit_explicit(X, y, 2).save(os.path.join(tmp, "m")))),
+            xsol.save(xsol.fit_explicit(X, y, 2), os.path.join(tmp, "m")),
+            xsol.save(xsol.fit_explicit(X, y, 2), os.path.join(tmp, "m")))),
         ("explicit head on a layer fed negative features", lambda: _head_negative(X, y)),
         ("accumulate(..., every=0) with a checkpoint folder", lambda: xsol.accumulate(
             [(X, y)], 2, progress=False, checkpoint_dir=os.path.join(tmp, "ck0"), every=0)),

@@ -33,10 +33,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xsol.bench import format_table, run_benchmarks
-from xsol.bench.corpus import parse_count
-from xsol.bench.run import ALL_SECTIONS, SECTIONS
-from xsol.memory import parse_bytes
+from benchmarks import format_table, run_benchmarks
+from benchmarks.corpus import parse_count
+from benchmarks.run import ALL_SECTIONS, SECTIONS
+from xsol.core.memory import parse_bytes
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,7 @@
     python scripts/bench_refine_fashion.py --data-dir /usr/share/datasets/fashion-mnist \\
         --out benchmarks/refine-fashion-cpu-2core
 
-Writes ``OUT.json``, ``OUT.txt`` (the table of :func:`xsol.bench.refine.format_refine`)
+Writes ``OUT.json``, ``OUT.txt`` (the table of :func:`benchmarks.refine.format_refine`)
 and ``OUT.png`` (loss gap against passes). The settings are printed with the table.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from xsol.bench import refine as bench
-from xsol.bench.timing import machine_info
-from xsol.serialize import to_jsonable, write_json, write_text
+from benchmarks import refine as bench
+from benchmarks.timing import machine_info
+from xsol.core.serialize import to_jsonable, write_json, write_text
 
 
 def main(argv=None) -> None:

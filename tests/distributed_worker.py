@@ -106,7 +106,7 @@ def multi(pid: int, n: int, port: int, work: str) -> None:
     save(out, "after_failure", pid, after)
     if pid == 1:  # Orbax writes host arrays from process 0 only
         expect_error(messages, "save_from_1",
-                     lambda: xsol.checkpoint.save(after, os.path.join(work, "from1")))
+                     lambda: xsol.io.checkpoint.save(after, os.path.join(work, "from1")))
     messages["seconds"] = time.perf_counter() - t0
     with open(os.path.join(out, f"messages-p{pid}.json"), "w") as f:
         json.dump(messages, f)

@@ -323,7 +323,7 @@ def test_folder_of_something_else_is_refused(tmp_path):
         xsol.accumulate(batches, 2, vocab_size=2, progress=False, checkpoint_dir=str(other),
                         every=1)
     model = tmp_path / "model"
-    xsol.checkpoint.save(xsol.accumulate(batches, 2, vocab_size=2, progress=False), model)
+    xsol.io.checkpoint.save(xsol.accumulate(batches, 2, vocab_size=2, progress=False), model)
     with pytest.raises(StreamCheckpointError, match="holds a saved model or statistics"):
         xsol.accumulate(batches, 2, vocab_size=2, progress=False, checkpoint_dir=str(model),
                         every=1)

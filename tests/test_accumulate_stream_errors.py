@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xsol
-from xsol.accumulate import BatchError
+from xsol.stats.accumulation import BatchError
 
 
 def _batches(seed=0, n=6, B=50, M=8):

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xsol.bench import SECTIONS, evaluate_targets, format_table
-from xsol.bench.scaling import run_point
-from xsol.bench.timing import time_interleaved
+from benchmarks import SECTIONS, evaluate_targets, format_table
+from benchmarks.scaling import run_point
+from benchmarks.timing import time_interleaved
 
 ROOT = Path(__file__).resolve().parents[1]
 

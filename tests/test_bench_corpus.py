@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xsol.bench import corpus
-from xsol.bench.run import evaluate_targets, format_table
+from benchmarks import corpus
+from benchmarks.run import evaluate_targets, format_table
 from xsol.data import load_text
 
 ROOT = Path(__file__).resolve().parents[1]

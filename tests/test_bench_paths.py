@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import xsol
-from xsol import inputs
+from xsol.core import inputs
 
-acc_mod = importlib.import_module("xsol.accumulate")
+acc_mod = importlib.import_module("xsol.stats.accumulation")
 
 
 def _misaligned(a):
@@ -101,7 +101,7 @@ def test_update_and_accumulate_agree_with_histogram_for_large_and_small_tables(r
     for B in (20, 5000):
         X = rng.integers(0, V, (B, K)).astype(np.int32)
         y = rng.integers(0, V, B).astype(np.int32)
-        acc = xsol.token_cooccurrence(V, V, K)
+        acc = xsol.stats.token_cooccurrence(V, V, K)
         s = acc.update(acc.init(), X, y)
         ref = np.zeros((K * V, V), np.int64)
         for k in range(K):
@@ -115,7 +115,7 @@ def test_update_and_accumulate_agree_with_histogram_for_large_and_small_tables(r
 
 
 def test_padding_labels_count_nothing_in_batch_stats(rng):
-    from xsol import stats as st
+    from xsol.stats import accumulators as st
 
     X = jnp.asarray(rng.integers(0, 5, (30, 2)).astype(np.int32))
     y = jnp.asarray(np.r_[rng.integers(0, 5, 20), np.full(10, 5)].astype(np.int32))
@@ -147,7 +147,7 @@ def test_dense_chunk_partials_are_the_per_chunk_products(rng, dtype):
     y = rng.integers(0, 5, 96).astype(np.int32)
     y[7] = 5  # padding label: counts nothing
     for normalize in ("l1", "none"):
-        P, x_min, finite = xsol.stats.dense_chunk_partials(
+        P, x_min, finite = xsol.stats.accumulators.dense_chunk_partials(
             X, y, rows=32, num_classes=5, normalize=normalize)
         assert P.shape == (3, 5, 10) and bool(finite) and float(x_min) >= 0
         x = X.astype(np.float64)

@@ -2,9 +2,9 @@
 
 import json
 
-from xsol.bench import SECTIONS, format_table, run_benchmarks
-from xsol.bench import scaleout
-from xsol.bench.run import ALL_SECTIONS, OPTIONAL_SECTIONS
+from benchmarks import SECTIONS, format_table, run_benchmarks
+from benchmarks import scaleout
+from benchmarks.run import ALL_SECTIONS, OPTIONAL_SECTIONS
 
 
 def test_scaleout_is_an_optional_section():

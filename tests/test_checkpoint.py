@@ -8,8 +8,8 @@ import pytest
 
 import xsol
 from conftest import bigram_data
-from xsol import checkpoint
-from xsol.checkpoint import CheckpointError, CheckpointExistsError
+from xsol.io import checkpoint
+from xsol.io.checkpoint import CheckpointError, CheckpointExistsError
 from xsol.cli import main
 from xsol.data import context_windows, load_images, tokenize, write_token_file
 from xsol.lm import fit_token_lm, score_solution
@@ -49,7 +49,7 @@ def test_dense_image_solution_round_trip(tmp_path, digits, variant):
     sol = xsol.fit_explicit(x, y, 10)
     if variant != "plain":
         sol = sol.calibrate(x, y, prior="scaled" if variant == "temperature" else "once")
-    assert sol.save(tmp_path / "m") == tmp_path / "m"
+    assert xsol.save(sol, tmp_path / "m") == tmp_path / "m"
     got = xsol.load(tmp_path / "m")
     assert isinstance(got, xsol.ExplicitSolution) and repr(got) == repr(sol)
     _same_array(got.weights, sol.weights)
@@ -71,7 +71,7 @@ def test_a_checkpoint_can_be_moved_and_named_relatively(tmp_path, digits, monkey
     x, y, xt, _ = digits
     sol = xsol.fit_explicit(x[:300], y[:300], 10)
     monkeypatch.chdir(tmp_path)
-    sol.save("rel")
+    xsol.save(sol, "rel")
     (tmp_path / "rel").rename(tmp_path / "moved")
     got = xsol.load("moved")
     _same_array(got.weights, sol.weights)
@@ -91,7 +91,7 @@ def test_64_bit_counts_load_without_x64_only_when_exact(tmp_path):
 @pytest.mark.parametrize("K", [1, 2])
 def test_dense_token_lm_round_trip(tmp_path, tokens, K):
     fit = fit_token_lm(tokens, 6, window=K, held_out=0.1, backend="dense")
-    fit.model.save(tmp_path / "lm", info={"source": "bigram"})
+    xsol.save(fit.model, tmp_path / "lm", info={"source": "bigram"})
     got = xsol.load(tmp_path / "lm", expect=xsol.ExplicitSolution)
     _same_array(got.weights, fit.model.weights)
     _same_tree(got.stats, fit.model.stats)
@@ -111,7 +111,7 @@ def test_dense_token_lm_round_trip(tmp_path, tokens, K):
 def test_sparse_lm_round_trip(tmp_path, tokens, K):
     X, y = context_windows(tokens[:2500], K)
     lm = xsol.SparseExplicitLM.fit(X, y, 6, smoothing=0.05, normalize="none")
-    lm.save(tmp_path / "s")
+    xsol.save(lm, tmp_path / "s")
     got = xsol.load(tmp_path / "s", expect=(xsol.SparseExplicitLM, "ExplicitSolution"))
     assert isinstance(got, xsol.SparseExplicitLM)
     assert (got.smoothing, got.normalize, got.window) == (0.05, "none", K)
@@ -128,26 +128,26 @@ def test_sparse_lm_round_trip(tmp_path, tokens, K):
 
 def test_statistics_round_trip(tmp_path, tokens, digits):
     X, y = context_windows(tokens, 2)
-    acc = xsol.token_cooccurrence(6, 6, window=2)
+    acc = xsol.stats.token_cooccurrence(6, 6, window=2)
     jax_stats = acc.update(acc.init(), X, y)  # JAX arrays
     host_stats = xsol.fit_explicit(digits[0], digits[1], 10).stats  # NumPy float64 / int64
     for i, stats in enumerate((jax_stats, host_stats)):
         checkpoint.save(stats, tmp_path / f"c{i}")
         got = xsol.load(tmp_path / f"c{i}", expect="CoocStats")
-        assert isinstance(got, xsol.CoocStats)
+        assert isinstance(got, xsol.stats.CoocStats)
         _same_tree(got, stats)
         assert type(got.num_examples) is type(stats.num_examples)
-    sparse = xsol.sparse_cooccurrence(X, y, 6)
-    sparse.save(tmp_path / "sp")
-    got = xsol.load(tmp_path / "sp", expect=xsol.SparseStats)
+    sparse = xsol.stats.sparse_cooccurrence(X, y, 6)
+    xsol.save(sparse, tmp_path / "sp")
+    got = xsol.load(tmp_path / "sp", expect=xsol.stats.SparseStats)
     for f in ("keys", "counts", "feature_totals", "label_counts"):
         _same_array(getattr(got, f), getattr(sparse, f))
     assert (got.num_examples, got.vocab_size, got.num_classes, got.window) == \
         (sparse.num_examples, 6, 6, 2)
     # No pair seen: the empty arrays (which Orbax does not store) come back too.
-    empty = xsol.SparseStats(np.zeros(0, np.int64), np.zeros(0, np.int64),
+    empty = xsol.stats.SparseStats(np.zeros(0, np.int64), np.zeros(0, np.int64),
                              np.zeros(6, np.int64), np.zeros(6, np.int64), 0, 6, 6, 1)
-    empty.save(tmp_path / "empty")
+    xsol.save(empty, tmp_path / "empty")
     got = xsol.load(tmp_path / "empty")
     assert got.nnz == 0 and got.keys.dtype == np.int64 and got.num_features == 6
 
@@ -156,19 +156,19 @@ def test_a_vocabulary_is_stored_with_a_text_model(tmp_path):
     ids, vocab = tokenize(TEXT, vocab_size=8)
     X, y = context_windows(ids, 2)
     sol = xsol.fit_explicit(X, y, len(vocab), vocab_size=len(vocab))
-    sol.save(tmp_path / "t", vocabulary=vocab)
+    xsol.save(sol, tmp_path / "t", vocabulary=vocab)
     assert checkpoint.load_vocabulary(tmp_path / "t") == vocab
     meta = checkpoint.read_metadata(tmp_path / "t")
     assert meta["vocabulary"]["tokens"] == vocab.tokens and meta["tokenizer"] is None
     enc = checkpoint.load_encoder(tmp_path / "t")
     np.testing.assert_array_equal(enc.encode_chunk(OTHER), vocab.encode(OTHER))
     with pytest.raises(ValueError, match="vocabulary has 8 ids but the model's vocab_size is 9"):
-        xsol.fit_explicit(X, y, 9, vocab_size=9).save(tmp_path / "u", vocabulary=vocab)
+        xsol.save(xsol.fit_explicit(X, y, 9, vocab_size=9), tmp_path / "u", vocabulary=vocab)
     assert not (tmp_path / "u").exists()
     with pytest.raises(TypeError, match="Vocabulary"):
-        sol.save(tmp_path / "u", vocabulary=["<unk>", "the"])
+        xsol.save(sol, tmp_path / "u", vocabulary=["<unk>", "the"])
     # A model fitted on ids has no vocabulary.
-    sol.save(tmp_path / "ids")
+    xsol.save(sol, tmp_path / "ids")
     assert checkpoint.load_encoder(tmp_path / "ids") is None
 
 
@@ -185,7 +185,7 @@ def test_a_hugging_face_tokenizer_is_stored_with_a_text_model(tmp_path):
     enc = HFTokenizerEncoder(tok, name="tiny BPE")
     ids = np.concatenate(list(iter_text_ids(_write(tmp_path / "x.txt", TEXT), enc)))
     lm = xsol.SparseExplicitLM.fit(ids[:-1], ids[1:], enc.vocab_size)
-    lm.save(tmp_path / "hf", vocabulary=enc)
+    xsol.save(lm, tmp_path / "hf", vocabulary=enc)
     assert (tmp_path / "hf" / "tokenizer.json").is_file()
     got = checkpoint.load_encoder(tmp_path / "hf")
     assert isinstance(got, HFTokenizerEncoder) and got.name == "tiny BPE"
@@ -205,7 +205,7 @@ def _write(path, text):
 def saved(tmp_path, tokens):
     X, y = context_windows(tokens[:1000], 2)
     lm = xsol.SparseExplicitLM.fit(X, y, 6)
-    return lm.save(tmp_path / "model"), lm
+    return xsol.save(lm, tmp_path / "model"), lm
 
 
 def test_missing_or_invalid_directories_are_clear_errors(tmp_path, saved):
@@ -269,24 +269,24 @@ def test_saving_refuses_to_replace_data(tmp_path, saved, tokens):
     other = xsol.SparseExplicitLM.fit(tokens[:-1], tokens[1:], 6)
     with pytest.raises(CheckpointExistsError, match=r"refusing to replace the model in .*"
                                                     r"model: .*overwrite=True") as e:
-        other.save(path)
+        xsol.save(other, path)
     assert isinstance(e.value, FileExistsError)
     assert xsol.load(path).window == 2  # untouched
-    other.save(path, overwrite=True)
+    xsol.save(other, path, overwrite=True)
     assert xsol.load(path).window == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing left beside it
     # Data that is not a checkpoint is never replaced, even with overwrite.
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "notes.txt").write_text("keep me")
     with pytest.raises(CheckpointError, match="not an xsol checkpoint"):
-        lm.save(tmp_path / "data", overwrite=True)
+        xsol.save(lm, tmp_path / "data", overwrite=True)
     assert (tmp_path / "data" / "notes.txt").read_text() == "keep me"
     (tmp_path / "file").write_text("x")
     with pytest.raises(CheckpointError, match="it is a file"):
-        lm.save(tmp_path / "file")
+        xsol.save(lm, tmp_path / "file")
     (tmp_path / "empty").mkdir()
-    lm.save(tmp_path / "empty")  # an empty directory is fine
-    lm.save(tmp_path / "new" / "nested")  # parents are created
+    xsol.save(lm, tmp_path / "empty")  # an empty directory is fine
+    xsol.save(lm, tmp_path / "new" / "nested")  # parents are created
     assert xsol.load(tmp_path / "new" / "nested").window == 2
     with pytest.raises(TypeError, match="cannot save a dict"):
         checkpoint.save({}, tmp_path / "d")
@@ -303,16 +303,16 @@ def test_an_interrupted_save_leaves_nothing_that_loads(tmp_path, saved, monkeypa
 
     monkeypatch.setattr(ocp.StandardCheckpointHandler, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        other.save(tmp_path / "fresh")
+        xsol.save(other, tmp_path / "fresh")
     with pytest.raises(KeyboardInterrupt):
-        other.save(path, overwrite=True)
+        xsol.save(other, path, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no partial directory
     assert xsol.load(path).window == 2  # the earlier model is intact
 
     monkeypatch.undo()
     monkeypatch.setattr(checkpoint, "_fsync_dir", crash)  # after the arrays, before renaming
     with pytest.raises(KeyboardInterrupt):
-        other.save(path, overwrite=True)
+        xsol.save(other, path, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert xsol.load(path).window == 2
 
@@ -414,9 +414,9 @@ def test_cli_token_file_lm(tmp_path, tokens, capsys, backend):
 
 def test_cli_eval_refuses_bad_models(tmp_path, capsys, tokens):
     rng = np.random.default_rng(0)
-    xsol.fit_explicit(rng.random((50, 10)), rng.integers(0, 3, 50)).save(tmp_path / "ten")
+    xsol.save(xsol.fit_explicit(rng.random((50, 10)), rng.integers(0, 3, 50)), tmp_path / "ten")
     X, y = context_windows(tokens, 1)
-    checkpoint.save(xsol.sparse_cooccurrence(X, y, 6), tmp_path / "stats")
+    checkpoint.save(xsol.stats.sparse_cooccurrence(X, y, 6), tmp_path / "stats")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "xsol.json").write_text("[1, 2")
     for argv, message in (

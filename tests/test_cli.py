@@ -55,7 +55,7 @@ def test_version(capsys):
 def test_outputs_are_written_atomically(tmp_path, monkeypatch):
     import json as json_mod
 
-    from xsol import serialize
+    from xsol.core import serialize
 
     target = tmp_path / "r.json"
     serialize.write_json(target, {"a": 1, "nan": float("nan")})
@@ -77,7 +77,7 @@ def test_outputs_are_written_atomically(tmp_path, monkeypatch):
 
 
 def test_a_baseline_that_cannot_run_is_skipped(capsys):
-    from xsol.baselines import sklearn_baselines
+    from xsol.estimator.baselines import sklearn_baselines
 
     X = np.ones((5, 4))
     rows = sklearn_baselines(X, np.zeros(5, int), X, np.zeros(5, int), 1)

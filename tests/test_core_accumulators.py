@@ -21,7 +21,7 @@ def _tree_equal(a, b):
 
 def test_merge_of_updates_equals_sequential_updates_for_ids(rng):
     V, K = 30, 2
-    acc = xsol.token_cooccurrence(V, V, window=K)
+    acc = xsol.stats.token_cooccurrence(V, V, window=K)
     a = rng.integers(0, V, (257, K)).astype(np.int32), rng.integers(0, V, 257).astype(np.int32)
     b = rng.integers(0, V, (100, K)).astype(np.int32), rng.integers(0, V, 100).astype(np.int32)
     s0 = acc.init()
@@ -81,7 +81,7 @@ def test_accumulate_resumes_from_a_saved_state(rng, tmp_path):
     first = xsol.accumulate([(X[:300], y[:300])], V, vocab_size=V, progress=False)
     path = tmp_path / "stats.npz"
     np.savez(path, **first._asdict())
-    loaded = xsol.CoocStats(**dict(np.load(path)))
+    loaded = xsol.stats.CoocStats(**dict(np.load(path)))
     resumed = xsol.accumulate([(X[300:], y[300:])], V, vocab_size=V, state=loaded, progress=False)
     _tree_equal(resumed, xsol.fit_explicit(X, y, V).stats)
 

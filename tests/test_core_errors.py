@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import xsol
-from xsol.memory import MemoryBudgetError, check_fits
+from xsol.core.memory import MemoryBudgetError, check_fits
 
 
 def test_negative_features(rng):
@@ -26,7 +26,7 @@ def test_nan_features_in_softmax_nll(rng):
     X = rng.random((5, 3)).astype(np.float32)
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
-        xsol.softmax_nll(np.zeros((3, 2)), np.zeros(2), X, np.zeros(5, int))
+        xsol.solvers.softmax_nll(np.zeros((3, 2)), np.zeros(2), X, np.zeros(5, int))
 
 
 @pytest.mark.parametrize("label", [-1, 3])
@@ -57,9 +57,9 @@ def test_mismatched_feature_width_between_batches(rng):
 
 def test_weight_shape_mismatch_in_softmax_nll(rng):
     with pytest.raises(ValueError, match="X has 4 features but weights have 3 rows"):
-        xsol.softmax_nll(np.zeros((3, 2)), np.zeros(2), rng.random((5, 4)), np.zeros(5, int))
+        xsol.solvers.softmax_nll(np.zeros((3, 2)), np.zeros(2), rng.random((5, 4)), np.zeros(5, int))
     with pytest.raises(ValueError, match=r"bias \(N,\)"):
-        xsol.softmax_nll(np.zeros((3, 2)), np.zeros(3), rng.random((5, 3)), np.zeros(5, int))
+        xsol.solvers.softmax_nll(np.zeros((3, 2)), np.zeros(3), rng.random((5, 3)), np.zeros(5, int))
 
 
 def test_empty_data():
@@ -100,7 +100,7 @@ def test_bad_dense_batch_keeps_earlier_statistics(rng):
 
 def test_vocabulary_too_large_for_memory():
     with pytest.raises(MemoryBudgetError, match=r"co-occurrence matrix \(200000 x 200000.*needs 298.0 GiB"):
-        xsol.token_cooccurrence(200_000, 200_000)
+        xsol.stats.token_cooccurrence(200_000, 200_000)
 
 
 def test_memory_budget_from_environment(monkeypatch, rng):
@@ -199,7 +199,7 @@ def test_column_totals_past_float32_are_refused_and_defaults_agree():
     sol = xsol.fit_explicit(Xd, yd, 3)
     W, _ = xsol.solve(sol.stats)  # one default smoothing for both
     np.testing.assert_allclose(np.asarray(W), np.asarray(sol.weights), rtol=1e-6)
-    assert sol.smoothing == xsol.defaults.SMOOTHING
+    assert sol.smoothing == xsol.core.defaults.SMOOTHING
 
 
 def test_seeds_mean_the_same_everywhere_and_names_do_not_shadow_flax():

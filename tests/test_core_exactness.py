@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import xsol
-from xsol.optimum import fit_optimum, layer_loss
+from xsol.optimize.optimum import fit_optimum, layer_loss
 from conftest import bigram_data
 
 
@@ -16,7 +16,7 @@ def test_bigram_explicit_equals_lbfgs_optimum(rng):
     X, y = ids[:-1], ids[1:]
     sol = xsol.fit_explicit(X, y, V, smoothing=0.0)
     assert int(jnp.min(sol.stats.cooc)) > 0, "test data must have no zero counts"
-    explicit_loss = xsol.softmax_nll(sol.weights, sol.bias, X, y)
+    explicit_loss = xsol.solvers.softmax_nll(sol.weights, sol.bias, X, y)
     opt = fit_optimum(X[:, None].astype(np.int32), y.astype(np.int32), V, kind="ids",
                       num_features=V, tol=1e-7, max_iter=2000)
     assert opt.grad_norm < 1e-5
@@ -43,10 +43,10 @@ def test_explicit_beats_any_perturbation_and_smoothing_costs_loss(rng):
     ids = bigram_data(rng, V, 2000)
     X, y = ids[:-1], ids[1:]
     exact = xsol.fit_explicit(X, y, V, smoothing=0.0)
-    base = xsol.softmax_nll(exact.weights, exact.bias, X, y)
+    base = xsol.solvers.softmax_nll(exact.weights, exact.bias, X, y)
     for _ in range(5):
         W = exact.weights + 0.05 * rng.standard_normal(exact.weights.shape).astype(np.float32)
-        assert xsol.softmax_nll(W, exact.bias, X, y) > base
+        assert xsol.solvers.softmax_nll(W, exact.bias, X, y) > base
     smoothed = xsol.fit_explicit(X, y, V, smoothing=5.0)
     assert smoothed.nll(X, y) > base
 
@@ -104,7 +104,7 @@ def test_temperature_calibration_keeps_predictions_and_lowers_loss():
     assert cal.inverse_temperature > 1
     # beta is a stationary point of the 1-D loss.
     def loss(beta):
-        return float(xsol.softmax_nll(beta * sol.weights, sol.bias, X, y))
+        return float(xsol.solvers.softmax_nll(beta * sol.weights, sol.bias, X, y))
     b = cal.inverse_temperature
     assert loss(b) <= min(loss(b * 0.97), loss(b * 1.03))
     assert abs(loss(b) - cal.nll(X, y)) < 1e-5
@@ -135,7 +135,7 @@ def test_prior_counted_once_is_calibrated_naive_bayes():
 
 
 def test_host_solve_equals_the_compiled_formula():
-    from xsol.solve import explicit_weights, explicit_weights_host
+    from xsol.solvers.dense import explicit_weights, explicit_weights_host
 
     rng = np.random.default_rng(3)
     F = rng.poisson(0.3, (37, 501)).astype(np.int32)
@@ -155,7 +155,7 @@ def test_host_solve_equals_the_compiled_formula():
 def test_large_solves_take_the_host_path(monkeypatch):
     import importlib
 
-    solve_mod = importlib.import_module("xsol.solve")
+    solve_mod = importlib.import_module("xsol.solvers.dense")
 
     rng = np.random.default_rng(4)
     X = rng.integers(0, 40, 3000)

@@ -12,21 +12,37 @@ import numpy as np
 import pytest
 
 from xsol.data import (
+
     HFTokenizerEncoder,
+
     TextDecodeError,
+
     TextEncoder,
+
     Vocabulary,
+
     WordEncoder,
+
     build_vocabulary,
+
     build_vocabulary_streaming,
+
     count_tokens,
+
     encode_text_to_file,
+
     iter_text_chunks,
+
     iter_text_ids,
+
     iter_text_windows,
+
     load_text,
+
     load_tokenizer,
+
     split_text,
+
 )
 from xsol.data import text as text_module
 from xsol.data.tokenizer import safe_cut

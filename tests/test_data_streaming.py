@@ -7,17 +7,29 @@ import numpy as np
 import pytest
 
 from xsol.data import (
+
     Batches,
+
     SizedBatches,
+
     context_windows,
+
     iter_array_batches,
+
     iter_idx_batches,
+
     iter_text_windows,
+
     iter_tfds_batches,
+
     load_text,
+
     rebatch,
+
     tokenize,
+
     write_idx,
+
 )
 
 TEXT = (

@@ -7,15 +7,25 @@ import numpy as np
 import pytest
 
 from xsol.data import (
+
     UNK,
+
     TfdsUnavailableError,
+
     Vocabulary,
+
     build_vocabulary,
+
     embedded_text,
+
     iter_text_chunks,
+
     load_text,
+
     split_text,
+
     tokenize,
+
 )
 from xsol.data.tokenizer import safe_cut
 

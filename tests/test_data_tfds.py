@@ -18,7 +18,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 tf = pytest.importorskip("tensorflow")  # several seconds, once for this module
 
 import xsol  # noqa: E402
-from xsol.data import (  # noqa: E402
+from xsol.data import (
     DatasetNotFoundError,
     TfdsUnavailableError,
     images,

@@ -8,16 +8,25 @@ import numpy as np
 import pytest
 
 from xsol.data import (
+
     SizedBatches,
+
     TokenFileError,
+
     context_windows,
+
     held_out_cut,
+
     iter_token_file_windows,
+
     iter_token_windows,
+
     open_token_file,
+
     write_token_file,
+
 )
-from xsol.data.align import is_aligned
+from xsol.core.align import is_aligned
 
 N = 200  # tokens per test file
 
@@ -311,7 +320,7 @@ def test_token_files_module_does_not_import_jax():
         "import sys, types\n"
         "sys.modules['jax'] = None\n"
         "pkg = types.ModuleType('xsol'); pkg.__path__ = ['xsol']; sys.modules['xsol'] = pkg\n"
-        "import xsol.data.token_files, xsol.data.align, xsol.data\n"
+        "import xsol.data.token_files, xsol.core.align, xsol.data\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)

@@ -37,7 +37,7 @@ WORKER = os.path.join(HERE, "distributed_worker.py")
 LAUNCHER = os.path.join(ROOT, "scripts", "accumulate_distributed.py")
 V, WINDOW, CLASSES = 37, 2, 10
 #: Dense float statistics: shares cut at the single pass's batches differ only
-#: in the order of float64 additions (see xsol.allreduce_stats).
+#: in the order of float64 additions (see xsol.distributed.allreduce_stats).
 ALIGNED_RTOL = 1e-12
 #: Batches split across another number of devices reduce other float32 chunks.
 DEVICES_RTOL = 1e-6
@@ -117,7 +117,7 @@ def ran(work):
 
 def load(work, name, pid=0):
     with np.load(os.path.join(work, "out", f"{name}-p{pid}.npz")) as z:
-        return xsol.CoocStats(*(z[k] for k in xsol.CoocStats._fields))
+        return xsol.stats.CoocStats(*(z[k] for k in xsol.stats.CoocStats._fields))
 
 
 def messages(work, pid=0):
@@ -127,7 +127,7 @@ def messages(work, pid=0):
 
 
 def assert_identical(a, b):
-    for name, u, v in zip(xsol.CoocStats._fields, a, b):
+    for name, u, v in zip(xsol.stats.CoocStats._fields, a, b):
         u, v = np.asarray(u), np.asarray(v)
         assert u.dtype == v.dtype and u.shape == v.shape, name
         assert np.array_equal(u, v), name
@@ -136,7 +136,7 @@ def assert_identical(a, b):
 def assert_close(a, b, rtol):
     """Integer fields identical, float fields within ``rtol``; returns the worst relative error."""
     worst = 0.0
-    for name, u, v in zip(xsol.CoocStats._fields, a, b):
+    for name, u, v in zip(xsol.stats.CoocStats._fields, a, b):
         u, v = np.asarray(u), np.asarray(v)
         assert u.dtype == v.dtype and u.shape == v.shape, name
         if np.issubdtype(u.dtype, np.integer):

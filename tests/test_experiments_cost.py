@@ -10,7 +10,7 @@ import pytest
 from xsol.experiments import cost, verdicts
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import VERDICTS, write_report
-from xsol.models import TokenLM
+from xsol.models.linen import TokenLM
 
 TINY = ReproduceConfig.for_scale("tiny")
 

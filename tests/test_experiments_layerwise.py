@@ -9,7 +9,7 @@ from xsol.experiments import layerwise, networks, verdicts
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import VERDICTS
 from xsol.experiments.tasks import resample, validation_split
-from xsol.models import layer_inputs
+from xsol.models.linen import layer_inputs
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from xsol.experiments import verdicts as V
 from xsol.experiments.interpret import readout_divergence
 from xsol.experiments.runs import SeedRuns
 from xsol.experiments.sweep import GridRun
-from xsol.trajectory import Trajectory
+from xsol.train.trajectory import Trajectory
 
 # ------------------------------------------------------------------ verdicts
 

@@ -8,8 +8,8 @@ from sklearn.datasets import load_digits
 import xsol
 from xsol.experiments.sweep import lr_grid, train_grid
 from xsol.experiments.tasks import Task, validation_split
-from xsol.models import SoftmaxRegression
-from xsol.optimum import fit_optimum
+from xsol.models.linen import SoftmaxRegression
+from xsol.optimize.optimum import fit_optimum
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_grid_equals_single_runs_and_chooses_on_validation(digits):
     g = train_grid(model, sol, "adam", rates, X[:1000], y[:1000], steps=[0, 5, 30],
                    validation=(X[1000:1300], y[1000:1300]), test=(X[1300:], y[1300:]),
                    batch_size=128, seed=4)
-    params, single = xsol.train_and_evaluate(model, sol, optax.adam, X[:1000], y[:1000],
+    params, single = xsol.train.train_and_evaluate(model, sol, optax.adam, X[:1000], y[:1000],
                                              learning_rate=1.0, steps=[0, 5, 30],
                                              test=(X[1300:], y[1300:]), batch_size=128, seed=4,
                                              progress=False)
@@ -49,7 +49,7 @@ def test_grid_equals_single_runs_and_chooses_on_validation(digits):
 
 def test_choose_never_picks_a_diverged_rate():
     from xsol.experiments.sweep import GridRun
-    from xsol.trajectory import Trajectory
+    from xsol.train.trajectory import Trajectory
 
     trajs = [Trajectory(rows=[{"step": 1, "val_loss": v}]) for v in (0.5, float("nan"), 0.2)]
     g = GridRun("adam", "random", [0.1, 1.0, 10.0], trajs, [], 0.0)

@@ -9,8 +9,8 @@ from flax import nnx
 from sklearn.datasets import load_digits
 
 import xsol
-from xsol import models as linen_models
-from xsol import nnx_models
+from xsol.models import linen as linen_models
+from xsol.models import nnx as nnx_models
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_linen_cnn_head_beats_random_and_equals_fit_explicit(digits):
     sub = xsol.explicit_head(cnn, params, layer="Dense_0", batches=batches)
     assert set(sub) == {"kernel", "bias"}
     assert sub["kernel"].shape == params["Dense_0"]["kernel"].shape
-    new = xsol.replace_layer_params(params, "Dense_0", sub)
+    new = xsol.models.replace_layer_params(params, "Dense_0", sub)
     assert new["Conv_0"] is params["Conv_0"] and new["Dense_0"] is not params["Dense_0"]
     explicit_acc = _accuracy(cnn.apply({"params": new}, _images(Xt)), yt)
     assert explicit_acc > 0.75 and explicit_acc > random_acc + 0.4, (explicit_acc, random_acc)
@@ -224,7 +224,7 @@ def test_linen_xsol_mlp_layer(digits):
     sub, sol = xsol.explicit_head(model, params, layer="layers_1", batches=_batches(X, y),
                                   return_solution=True)
     assert set(sub) == {"W", "b"}
-    params = xsol.replace_layer_params(params, "layers_1", sub)
+    params = xsol.models.replace_layer_params(params, "layers_1", sub)
     H = np.asarray(linen_models.layer_inputs(model, params, Xt)[1])
     np.testing.assert_allclose(np.asarray(model.apply({"params": params}, Xt)),
                                np.asarray(sol.logits(H)), rtol=1e-5, atol=1e-5)

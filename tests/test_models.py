@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import xsol
-from xsol.models import MLP, SoftmaxRegression, TokenLM, layer_inputs
+from xsol.models.linen import MLP, SoftmaxRegression, TokenLM, layer_inputs
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_mlp_shapes_and_positive_hidden_activations(digits, activation):
         np.testing.assert_allclose(np.asarray(hs[1].sum(1)), 1.0, rtol=1e-5)
     # The network's logits are the last layer applied to its input.
     W, b = model.layer_weights(params)[-1]
-    last = xsol.inputs.linear_logits(W, b, hs[-1], "dense", model.hidden_normalize)
+    last = xsol.core.inputs.linear_logits(W, b, hs[-1], "dense", model.hidden_normalize)
     np.testing.assert_allclose(_apply(model, params, X), np.asarray(last), rtol=1e-5, atol=1e-6)
 
 

@@ -9,8 +9,8 @@ from flax import nnx
 from sklearn.datasets import load_digits
 
 import xsol
-from xsol import models as linen_models
-from xsol.nnx_models import MLP, SoftmaxRegression, TokenLM
+from xsol.models import linen as linen_models
+from xsol.models.nnx import MLP, SoftmaxRegression, TokenLM
 
 _TIMES = ("seconds", "wall_seconds")
 
@@ -30,7 +30,7 @@ def tokens():
 
 
 def _train(*args, **kwargs):
-    return xsol.train_and_evaluate(*args, progress=False, **kwargs)
+    return xsol.train.train_and_evaluate(*args, progress=False, **kwargs)
 
 
 def _linen_logits(module, params, X):

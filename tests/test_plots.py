@@ -2,8 +2,8 @@
 
 import pytest
 
-from xsol.plots import plot_trajectories
-from xsol.trajectory import Trajectory
+from xsol.train.plots import plot_trajectories
+from xsol.train.trajectory import Trajectory
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xsol
-from xsol.accumulate import BatchError
+from xsol.stats.accumulation import BatchError
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -94,12 +94,12 @@ def test_token_counts_are_exact_for_any_split_and_merge(problem):
              for a, b in zip(bounds[:-1], bounds[1:])]
     merged = parts[0]
     for p in parts[1:]:
-        merged = xsol.stats.merge(merged, p)
+        merged = xsol.stats.accumulators.merge(merged, p)
     F = np.zeros((K * V, V), np.int64)
     for k in range(K):
         np.add.at(F, (k * V + X[:, k].astype(np.int64), y), 1)
     np.testing.assert_array_equal(np.asarray(merged.cooc), F)
-    sparse = xsol.sparse_accumulate([(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])],
+    sparse = xsol.stats.sparse_accumulate([(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])],
                                     V, buffer_keys=7)
     np.testing.assert_array_equal(np.asarray(sparse.to_dense().cooc), F)
 

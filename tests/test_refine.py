@@ -8,10 +8,10 @@ import scipy.sparse
 from sklearn.datasets import load_digits
 
 import xsol
-from xsol import refine as refine_fn
-from xsol.bench import refine as bench
-from xsol.optimum import fit_optimum, layer_loss
-from xsol.refine import Refinement, RefineStep, gis_step, loss_and_gradient
+from xsol.optimize import refine as refine_fn
+from benchmarks import refine as bench
+from xsol.optimize.optimum import fit_optimum, layer_loss
+from xsol.optimize.refinement import Refinement, RefineStep, gis_step, loss_and_gradient
 
 L2 = 1e-3
 
@@ -53,7 +53,7 @@ def test_reaches_the_optimum_on_digits(digits, digits_optimum, method, init):
     assert r.converged, r.reason
     assert abs(r.loss - digits_optimum.loss) <= 1e-3 * digits_optimum.loss
     # The reported loss is the loss of the returned weights.
-    z = xsol.softmax_nll(r.weights, r.bias, X, y) + 0.5 * L2 * float(jnp.sum(r.weights ** 2))
+    z = xsol.solvers.softmax_nll(r.weights, r.bias, X, y) + 0.5 * L2 * float(jnp.sum(r.weights ** 2))
     assert z == pytest.approx(r.loss, rel=1e-5)
     assert r.passes == len(r.losses) == len(r.pass_seconds) == len(r.accepted)
     assert r.loss == pytest.approx(r.best_losses[-1], rel=1e-6)
@@ -182,7 +182,7 @@ def test_solution_scores_like_the_refined_weights(digits):
     assert r.predict(X[1200:]).shape == (len(X) - 1200,)
     np.testing.assert_allclose(r.predict_proba(X[1200:]).sum(1), 1.0, rtol=1e-5)
     assert r.nll(X[:1200], y[:1200]) == pytest.approx(
-        xsol.softmax_nll(r.weights, r.bias, X[:1200], y[:1200]), rel=1e-6)
+        xsol.solvers.softmax_nll(r.weights, r.bias, X[:1200], y[:1200]), rel=1e-6)
 
 
 def test_inputs_other_forms_agree(digits):

@@ -9,8 +9,9 @@ import pytest
 from sklearn.datasets import load_digits
 
 import xsol
-from xsol import inputs, scoring, temperature
-from xsol.memory import MemoryBudgetError
+from xsol.core import inputs
+from xsol.solvers import scoring, temperature
+from xsol.core.memory import MemoryBudgetError
 
 
 def _full_nll(W, b, X, y, kind, beta=1.0):
@@ -86,7 +87,7 @@ def test_softmax_nll_is_batched_and_float64(tokens):
     X, y = xsol.data.context_windows(tokens, 2)
     sol = xsol.fit_explicit(X, y, V, vocab_size=V)
     ref, _ = _full_nll(sol.weights, sol.bias, X, y, "ids")
-    assert xsol.softmax_nll(sol.weights, sol.bias, X, y) == pytest.approx(ref, rel=1e-6)
+    assert xsol.solvers.softmax_nll(sol.weights, sol.bias, X, y) == pytest.approx(ref, rel=1e-6)
 
 
 def test_rows_per_batch_follows_the_budget(monkeypatch):

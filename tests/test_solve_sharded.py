@@ -20,7 +20,7 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import xsol
-from xsol.distributed.sharded_solve import (
+from xsol.solvers.sharded import (
     explicit_weights_sharded,
     padded_rows,
     resolve_row_sharding,
@@ -28,7 +28,7 @@ from xsol.distributed.sharded_solve import (
     row_sharding,
     shard_rows,
 )
-from xsol.stats import CoocStats
+from xsol.stats.accumulators import CoocStats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,10 +39,10 @@ WORKER = textwrap.dedent(r'''
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from flax import nnx
     import xsol
-    from xsol import models, nnx_models
-    from xsol.solve import explicit_weights
-    from xsol.distributed.sharded_solve import explicit_weights_sharded, shard_rows
-    from xsol.stats import CoocStats
+    from xsol.models import linen as models, nnx as nnx_models
+    from xsol.solvers.dense import explicit_weights
+    from xsol.solvers.sharded import explicit_weights_sharded, shard_rows
+    from xsol.stats.accumulators import CoocStats
 
     out = {}
     assert len(jax.devices()) == 4

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import xsol
-from xsol.memory import MemoryBudgetError
-from xsol.sparse import SparseExplicitLM, SparseStats, sparse_accumulate, sparse_cooccurrence
+from xsol.core.memory import MemoryBudgetError
+from xsol.solvers.sparse import SparseExplicitLM
+from xsol.stats.sparse import SparseStats, sparse_accumulate, sparse_cooccurrence
 
 
 def _windows(ids, K):
@@ -44,7 +45,7 @@ def test_sparse_nll_and_weights_equal_dense(rng, stream, K, normalize):
     np.testing.assert_allclose(np.asarray(lm.dense_weights()), np.asarray(sol.weights),
                                rtol=1e-6, atol=1e-6)
     Xt, yt = _windows(rng.integers(0, V, 400), K)
-    want = xsol.softmax_nll(sol.weights, sol.bias, Xt, yt, normalize=normalize)
+    want = xsol.solvers.softmax_nll(sol.weights, sol.bias, Xt, yt, normalize=normalize)
     assert abs(lm.nll(Xt, yt) - want) < 1e-5
     assert abs(lm.perplexity(Xt, yt) - np.exp(want)) < 1e-4 * np.exp(want)
     logp = np.asarray(jnp.log(sol.predict_proba(Xt[:1]))[0]) if normalize == "l1" else None

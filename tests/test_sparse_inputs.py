@@ -20,7 +20,7 @@ def docs():
 
 
 def test_count_matrices_fit_and_score_like_dense(docs, monkeypatch):
-    import xsol.scoring as scoring
+    import xsol.solvers.scoring as scoring
 
     texts, y = docs
     X = CountVectorizer(max_features=500).fit_transform(texts)  # CSR, int64

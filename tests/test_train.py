@@ -8,9 +8,9 @@ from sklearn.datasets import load_digits
 
 import xsol
 from conftest import bigram_data
-from xsol.models import MLP, SoftmaxRegression, TokenLM
-from xsol.train import create_train_state, evaluate, make_train_step, stack_batches
-from xsol.train import train_and_evaluate
+from xsol.models.linen import MLP, SoftmaxRegression, TokenLM
+from xsol.train.loop import create_train_state, evaluate, make_train_step, stack_batches
+from xsol.train.loop import train_and_evaluate
 
 _TIMES = ("seconds", "wall_seconds")
 
@@ -48,7 +48,7 @@ def test_warm_start_step0_is_the_explicit_solution(digits, calibrated):
     model = SoftmaxRegression(num_features=64, num_classes=10)
     _, traj = _train(model, sol, "adam", X, y, learning_rate=1e-2, steps=[0, 5], test=(Xt, yt))
     r0 = traj.at(0)
-    ref = xsol.softmax_nll(sol.scaled_weights(), sol.bias, X, y)
+    ref = xsol.solvers.softmax_nll(sol.scaled_weights(), sol.bias, X, y)
     assert r0["train_loss"] == pytest.approx(ref, abs=1e-5)
     assert r0["test_loss"] == pytest.approx(sol.nll(Xt, yt), abs=1e-5)
     assert r0["test_accuracy"] == pytest.approx(sol.score(Xt, yt))
@@ -63,7 +63,7 @@ def test_warm_start_lm_step0_and_perplexity(bigram):
     _, traj = _train(TokenLM(vocab_size=6), sol, optax.sgd, X, y, learning_rate=0.1, steps=[0],
                      test=(X[:500], y[:500]))
     r0 = traj.at(0)
-    ref = xsol.softmax_nll(sol.weights, sol.bias, X, y)
+    ref = xsol.solvers.softmax_nll(sol.weights, sol.bias, X, y)
     assert r0["train_loss"] == pytest.approx(ref, abs=1e-5)
     assert r0["train_perplexity"] == pytest.approx(np.exp(r0["train_loss"]))
     assert r0["test_perplexity"] == pytest.approx(sol.perplexity(X[:500], y[:500]), rel=1e-5)

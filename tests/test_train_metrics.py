@@ -3,11 +3,16 @@
 import numpy as np
 import pytest
 
-from xsol.metrics import (
+from xsol.train.metrics import (
+
     center_rows,
+
     row_centered_cosine,
+
     row_centered_distance,
+
     weight_agreement,
+
 )
 
 

@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 import xsol
-from xsol import metrics, models, plots, train, trajectory
+from xsol.train import metrics, plots, loop as train, trajectory
+from xsol.models import linen as models
 
 #: What ``xsol/__init__.py`` exports from the models-and-training modules.
 EXPORTS = {
@@ -25,15 +26,15 @@ SNIPPET = textwrap.dedent(
     X, y = load_digits(return_X_y=True)
     X_train, y_train, X_test, y_test = X[:1400], y[:1400], X[1400:], y[1400:]
     sol = xsol.fit_explicit(X_train, y_train, 10)        # one counting pass, no backprop
-    model = xsol.SoftmaxRegression(num_features=64, num_classes=10)
+    model = xsol.models.SoftmaxRegression(num_features=64, num_classes=10)
     runs = {}
     for name, init in [("warm start", sol), ("random init", "random")]:
-        params, runs[name] = xsol.train_and_evaluate(
+        params, runs[name] = xsol.train.train_and_evaluate(
             model, init, optax.adam, X_train, y_train, learning_rate=1e-2, steps=300,
             test=(X_test, y_test), reference=sol, seed=0)
     print(runs["random init"].at(300))        # losses, accuracy, grad norm, cosine, seconds
     runs["warm start"].to_json("warm.json")
-    xsol.plot_trajectories(runs, "digits.png")  # loss and cosine vs step, log-x
+    xsol.train.plot_trajectories(runs, "digits.png")  # loss and cosine vs step, log-x
     """
 )
 
@@ -52,7 +53,7 @@ def test_readme_snippet(tmp_path, monkeypatch, capsys):
     assert cold.at(0)["cosine"] < 0.2 < 0.6 < cold.at(300)["cosine"]
     assert cold.at(300)["test_accuracy"] > 0.8
     assert warm.meta["optimizer"] == "adam" and warm.meta["init"] == "explicit"
-    assert xsol.trajectory.Trajectory.from_json(tmp_path / "warm.json").rows[0]["step"] == 0
+    assert xsol.train.trajectory.Trajectory.from_json(tmp_path / "warm.json").rows[0]["step"] == 0
     assert (tmp_path / "digits.png").stat().st_size > 5000
     out = capsys.readouterr()
     assert "'cosine'" in out.out

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from xsol.trajectory import Trajectory, check_steps, log_steps
+from xsol.train.trajectory import Trajectory, check_steps, log_steps
 
 
 def _traj():
@@ -80,7 +80,7 @@ def test_record_schedules():
 def test_trajectory_is_a_mapping_of_columns():
     from collections.abc import Mapping
 
-    from xsol.trajectory import Trajectory
+    from xsol.train.trajectory import Trajectory
 
     t = Trajectory(rows=[{"step": 0, "loss": 2.0}, {"step": 10, "loss": 1.0, "cosine": 0.5}])
     assert isinstance(t, Mapping)

@@ -2,114 +2,102 @@
 
 For a softmax layer fed non-negative features, the weights gradient descent
 searches for can be written down from co-occurrence counts gathered in one
-pass: ``W_ij = log F_ij - log f_i`` (Williams & Zhao, 2023, arXiv:2311.07498).
+pass: ``W_ij = log(F_ij + a) - log(f_i + N a)`` with ``F = X~^T Y`` (Williams &
+Zhao, 2023, arXiv:2311.07498; the derivation is in ``docs/math.md``).
 
-Main entry points:
+The front door:
 
-* :func:`fit_explicit` -- explicit weights for in-memory arrays.
+* :func:`fit_explicit` -- explicit weights for in-memory arrays, an
+  :class:`ExplicitSolution` (a registered pytree).
 * :func:`accumulate` then :func:`solve` -- the same over a stream of batches
   (``checkpoint_dir=``: checkpointed, resumable).
-* :mod:`xsol.distributed` -- the accumulation over several JAX processes
-  (:func:`accumulate_distributed`, :func:`allreduce_stats`, per-process shares).
-* :func:`token_cooccurrence`, :func:`feature_cooccurrence` -- the pure
-  ``init``/``update``/``merge`` accumulators underneath.
-* :func:`softmax_nll` -- the cross-entropy of any softmax layer's weights.
-* :func:`refine` -- from the explicit solution to the optimum by forward passes
-  only (GIS or preconditioned L-BFGS on co-occurrence statistics).
+* :class:`SparseExplicitLM` -- language models over large vocabularies, sparsely.
+* :func:`refine` -- from the explicit solution to the optimum by forward passes only.
+* :func:`explicit_head` -- the explicit output layer of any Flax model (NNX or linen).
 * :class:`ExplicitSoftmaxClassifier` -- a scikit-learn classifier.
-* :func:`explicit_head` -- explicit weights for a dense layer (e.g. the
-  classification head) of any Flax model, NNX or linen.
-* :mod:`xsol.nnx_models` -- the models of :mod:`xsol.models` in ``flax.nnx``.
-* :mod:`xsol.lm` -- explicit language models on token files and raw text of any size.
-* ``solution.save(path)`` / :func:`load` -- fitted models and statistics on
-  disk (:mod:`xsol.checkpoint`).
-* :mod:`xsol.scoring` -- scoring in bounded memory; :mod:`xsol.defaults` -- the defaults.
+* :func:`save` / :func:`load` -- any fitted object or statistics on disk.
+
+Everything else lives in its stage, bottom to top: :mod:`xsol.data`,
+:mod:`xsol.stats`, :mod:`xsol.solvers`, :mod:`xsol.optimize`,
+:mod:`xsol.models`, :mod:`xsol.train`, then :mod:`xsol.lm`,
+:mod:`xsol.distributed`, :mod:`xsol.io` (and :mod:`xsol.experiments`, the
+claim-by-claim reproduction behind ``xsol reproduce``). ``import xsol`` loads
+the data, statistics and solver stages (JAX and NumPy); the others, and
+Flax, Optax, Orbax, scikit-learn and matplotlib, load on first use.
 """
 
-from xsol import data, defaults
-from xsol.accumulate import BatchError, EmptyStreamError, accumulate
-from xsol.explicit import (
-    DEFAULT_SMOOTHING,
-    ExplicitSolution,
-    fit_explicit,
-    softmax_nll,
-    solution_from_stats,
-)
-from xsol.head import explicit_head, replace_layer_params
-from xsol.memory import MemoryBudgetError
-from xsol.metrics import row_centered_cosine, row_centered_distance, weight_agreement
-from xsol.models import MLP, SoftmaxRegression, TokenLM, layer_inputs
-from xsol import nnx_models
-from xsol.plots import plot_trajectories
-from xsol.refine import Refinement, loss_and_gradient, refine
-from xsol.solve import explicit_weights, solve
-from xsol.sparse import SparseExplicitLM, SparseStats, sparse_accumulate, sparse_cooccurrence
-from xsol.stats import (
-    Accumulator,
-    CoocStats,
-    feature_cooccurrence,
-    merge,
-    token_cooccurrence,
-)
-from xsol.temperature import fit_inverse_temperature
-from xsol import distributed
-from xsol.distributed import StreamCheckpointError, accumulate_distributed, allreduce_stats
-from xsol.train import TrainingState, create_train_state, make_train_step, train_and_evaluate
-from xsol.trajectory import Trajectory, log_steps
+from __future__ import annotations
+
+import importlib
+
+from xsol import data, solvers, stats
+from xsol.core.memory import MemoryBudgetError
+from xsol.solvers import ExplicitSolution, SparseExplicitLM, fit_explicit, solve
+from xsol.stats import BatchError, EmptyStreamError, StreamCheckpointError, accumulate
 
 __version__ = "0.1.0"
 
+#: Names loaded on first use: ``name -> (module, attribute or None for the module itself)``.
+_LAZY = {
+    "refine": ("xsol.optimize.refinement", "refine"),
+    "explicit_head": ("xsol.models.head", "explicit_head"),
+    "save": ("xsol.io.checkpoint", "save"),
+    "load": ("xsol.io.checkpoint", "load"),
+    "ExplicitSoftmaxClassifier": ("xsol.estimator.classifier", "ExplicitSoftmaxClassifier"),
+    "optimize": ("xsol.optimize", None),
+    "models": ("xsol.models", None),
+    "train": ("xsol.train", None),
+    "lm": ("xsol.lm", None),
+    "distributed": ("xsol.distributed", None),
+    "io": ("xsol.io", None),
+    "estimator": ("xsol.estimator", None),
+    "experiments": ("xsol.experiments", None),
+    "core": ("xsol.core", None),
+}
+
 __all__ = [
-    "MLP",
-    "SparseExplicitLM",
-    "SparseStats",
-    "sparse_accumulate",
-    "sparse_cooccurrence",
-    "SoftmaxRegression",
-    "TokenLM",
-    "TrainingState",
-    "Trajectory",
-    "create_train_state",
-    "layer_inputs",
-    "log_steps",
-    "make_train_step",
-    "plot_trajectories",
-    "Refinement",
-    "loss_and_gradient",
-    "refine",
-    "row_centered_cosine",
-    "row_centered_distance",
-    "train_and_evaluate",
-    "weight_agreement",
-    "Accumulator",
-    "BatchError",
-    "CoocStats",
-    "DEFAULT_SMOOTHING",
-    "ExplicitSoftmaxClassifier",
-    "ExplicitSolution",
-    "MemoryBudgetError",
-    "accumulate",
-    "accumulate_distributed",
-    "allreduce_stats",
-    "data",
-    "distributed",
-    "EmptyStreamError",
-    "StreamCheckpointError",
-    "explicit_head",
-    "explicit_weights",
-    "feature_cooccurrence",
+    # fitting
     "fit_explicit",
-    "fit_inverse_temperature",
-    "load",
-    "merge",
-    "nnx_models",
-    "replace_layer_params",
-    "softmax_nll",
-    "solution_from_stats",
+    "ExplicitSolution",
+    "SparseExplicitLM",
+    "accumulate",
     "solve",
-    "token_cooccurrence",
+    "refine",
+    "explicit_head",
+    "ExplicitSoftmaxClassifier",
+    # files
+    "save",
+    "load",
+    # errors
+    "BatchError",
+    "EmptyStreamError",
+    "MemoryBudgetError",
+    "StreamCheckpointError",
+    # the stages
+    "data",
+    "stats",
+    "solvers",
+    "optimize",
+    "models",
+    "train",
+    "lm",
+    "distributed",
+    "io",
 ]
 
-from xsol import lm, scoring  # noqa: E402 - after the names they build on
-from xsol.estimator import ExplicitSoftmaxClassifier  # noqa: E402
-from xsol.checkpoint import load  # noqa: E402
+
+def __getattr__(name: str):
+    """Loads a lazily exported name (PEP 562) on first access."""
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'xsol' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -7,7 +7,7 @@
 * ``xsol fit --text [SOURCE]``: an explicit K-token-window language model on a
   text (the embedded default when no source is given), held-out perplexity
   next to a unigram baseline.
-* ``xsol fit ... --out DIR``: also save the fitted model (:mod:`xsol.checkpoint`);
+* ``xsol fit ... --out DIR``: also save the fitted model (:mod:`xsol.io.checkpoint`);
   ``xsol eval --model DIR ...`` scores it on other data.
 """
 
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from xsol import defaults
+from xsol.core import defaults
 
 
 def _version() -> str:
@@ -48,13 +48,13 @@ def _table(rows, columns) -> str:
 def fit_images(args) -> dict:
     """Explicit solution on an image dataset vs scikit-learn baselines."""
     import xsol
-    from xsol.baselines import sklearn_baselines
+    from xsol.estimator.baselines import sklearn_baselines
     from xsol.data import load_images
 
     x_tr, y_tr, x_te, y_te = load_images(args.dataset, args.data_dir, flatten=True)
     if args.limit:
         x_tr, y_tr = x_tr[: args.limit], y_tr[: args.limit]
-    from xsol.inputs import infer_num_classes
+    from xsol.core.inputs import infer_num_classes
 
     N = infer_num_classes(np.concatenate([y_tr, y_te]).astype(np.int64))
     t0 = time.perf_counter()
@@ -122,7 +122,7 @@ def _backend(args) -> str:
 
 def _peak_line() -> str:
     from xsol.lm import peak_rss_bytes
-    from xsol.memory import format_bytes
+    from xsol.core.memory import format_bytes
 
     return f"peak memory (resident): {format_bytes(peak_rss_bytes())}"
 
@@ -187,7 +187,7 @@ def fit_text(args) -> dict:
 
 def _save_model(args, model, what: str, *, info: dict, vocabulary=None) -> str:
     """Saves ``model`` to ``--out`` and says where; returns the directory."""
-    from xsol.checkpoint import save
+    from xsol.io.checkpoint import save
 
     path = save(model, args.out, vocabulary=vocabulary, info=info, overwrite=args.overwrite)
     print(f"model: saved {what} ({type(model).__name__}) to {path}")
@@ -214,12 +214,12 @@ def _describe_model(model) -> str:
 
 def evaluate(args) -> dict:
     """Scores a model saved by ``fit --out`` (or ``save``) on held-out data."""
-    from xsol import checkpoint
+    from xsol.io import checkpoint
 
     meta = checkpoint.read_metadata(args.model)
     if meta["object"] not in ("ExplicitSolution", "SparseExplicitLM"):
         raise ValueError(f"{args.model} holds statistics ({meta['object']}), not a model; "
-                         "eval needs a model saved by xsol fit --out or solution.save()")
+                         "eval needs a model saved by xsol fit --out or xsol.save(solution, PATH)")
     _check_model(args, meta)  # before the arrays are read
     model = checkpoint.load(args.model)
     print(f"model: {args.model} ({_describe_model(model)})")
@@ -282,7 +282,7 @@ def _eval_lm(args, model) -> dict:
     import os
     import tempfile
 
-    from xsol import checkpoint
+    from xsol.io import checkpoint
     from xsol.data import encode_text_to_file, open_token_file
 
     V = int(model.vocab_size)
@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="use the first N training images")
     fit.add_argument("--smoothing", type=_smoothing, default=defaults.SMOOTHING,
                      help=f"additive smoothing a (default {defaults.SMOOTHING}, "
-                          "xsol.defaults.SMOOTHING)")
+                          "xsol.core.defaults.SMOOTHING)")
     fit.add_argument("--normalize", choices=("l1", "none"), default=defaults.NORMALIZE)
     fit.add_argument("--level", choices=("word", "char"), default=defaults.LEVEL)
     fit.add_argument("--vocab-size", type=_positive_int, default=None,
@@ -520,7 +520,7 @@ def _run(args) -> int:
         if args.window is None:
             args.window = 1 if args.tokens else 2
         if args.out:  # refused before the fit, not after it
-            from xsol.checkpoint import check_target
+            from xsol.io.checkpoint import check_target
 
             check_target(args.out, overwrite=args.overwrite)
         if args.tokens:
@@ -530,14 +530,14 @@ def _run(args) -> int:
         else:
             result = fit_images(args)
         if args.json:
-            from xsol.serialize import write_json
+            from xsol.core.serialize import write_json
 
             write_json(args.json, result)
         return 0
     if args.command == "eval":
         result = evaluate(args)
         if args.json:
-            from xsol.serialize import write_json
+            from xsol.core.serialize import write_json
 
             write_json(args.json, result)
         return 0

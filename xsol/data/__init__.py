@@ -24,7 +24,7 @@ Modules (one idea each):
   `iter_token_file_windows`, the `context_windows` of a file (or of its
   training part or held-out tail) in chunks of bounded memory.
 * `align`: 64-byte-aligned arrays (which JAX's CPU device takes without a
-  copy), re-exported by `xsol.inputs`.
+  copy), re-exported by `xsol.core.inputs`.
 * `tfds_source`: lazy, optional tensorflow-datasets access.
 
 Nothing here imports JAX or TensorFlow; tensorflow-datasets is imported only
@@ -33,14 +33,23 @@ when a tfds source is used, and Hugging Face `tokenizers` only by
 """
 
 from xsol.data.encode import (
+
     HFTokenizerEncoder,
+
     TextEncoder,
+
     WordEncoder,
+
     build_vocabulary_streaming,
+
     count_tokens,
+
     encode_text_to_file,
+
     iter_text_ids,
+
     load_tokenizer,
+
 )
 from xsol.data.idx import IdxHeader, iter_idx_chunks, read_idx, read_idx_header, write_idx
 from xsol.data.images import (

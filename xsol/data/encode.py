@@ -104,7 +104,7 @@ import numpy as np
 from xsol.data.text import TextDecodeError, _resolve, iter_text_chunks
 from xsol.data.tokenizer import PUNCTUATION_PATTERN, WORD_PATTERN, check_level
 from xsol.data.vocab import Vocabulary, _check_vocab_size, build_vocabulary
-from xsol import defaults
+from xsol.core import defaults
 
 __all__ = [
     "TextEncoder",

@@ -34,10 +34,10 @@ import os
 
 import numpy as np
 
-from xsol.data.align import aligned_empty
+from xsol.core.align import aligned_empty
 from xsol.data.streaming import SizedBatches, _batches
 from xsol.data.windows import check_window
-from xsol.serialize import atomic_open
+from xsol.core.serialize import atomic_open
 
 __all__ = [
     "TokenFileError",

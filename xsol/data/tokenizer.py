@@ -26,7 +26,7 @@ lets streaming readers cut text into chunks without splitting a word.
 from __future__ import annotations
 
 import re
-from xsol import defaults
+from xsol.core import defaults
 
 __all__ = [
     "LEVELS",

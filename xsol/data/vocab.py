@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from xsol.data.tokenizer import check_level, split_text
-from xsol import defaults
+from xsol.core import defaults
 
 __all__ = ["UNK", "Vocabulary", "build_vocabulary", "tokenize"]
 

@@ -1,16 +1,16 @@
 """Scale-out of the accumulation: several JAX processes, and streams that resume.
 
-* :mod:`~xsol.distributed.runtime`: :func:`initialize` (JAX's distributed
+* :mod:`~xsol.stats.collectives`: :func:`initialize` (JAX's distributed
   runtime), :func:`allreduce_stats` (the sum of every process's
-  :class:`xsol.CoocStats`, one ``psum`` over a global mesh) and
+  :class:`xsol.stats.CoocStats`, one ``psum`` over a global mesh) and
   :func:`accumulate_distributed` (``accumulate`` over this process's share,
   then the all-reduce).
-* :mod:`~xsol.distributed.shards`: each process's share of token files (a
+* :mod:`~xsol.data.shards`: each process's share of token files (a
   range of windows), IDX files (a range of rows) and text (a range of bytes).
-* :mod:`~xsol.distributed.resume`: Orbax checkpoints of a stream's
+* :mod:`~xsol.stats.resume`: Orbax checkpoints of a stream's
   statistics and position, behind ``xsol.accumulate(..., checkpoint_dir=...,
   every=...)``.
-* :mod:`~xsol.distributed.sharded_solve`: the explicit weights with their
+* :mod:`~xsol.solvers.sharded`: the explicit weights with their
   rows sharded over devices, behind ``xsol.solve(stats, sharding=...)``.
 
 A run over several processes (``scripts/accumulate_distributed.py`` is the
@@ -22,17 +22,17 @@ same as a command)::
     # every process now holds the statistics of the whole file
 """
 
-from xsol.distributed.resume import StreamCheckpointError
-from xsol.distributed.runtime import (
+from xsol.stats.resume import StreamCheckpointError
+from xsol.stats.collectives import (
     Process,
-    accumulate_distributed,
     allreduce_stats,
     gather_ints,
     global_mesh,
     initialize,
     process_mesh,
 )
-from xsol.distributed.shards import (
+from xsol.distributed.runtime import accumulate_distributed
+from xsol.data.shards import (
     check_process,
     shard_bounds,
     shard_idx_batches,

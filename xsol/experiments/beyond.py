@@ -3,11 +3,11 @@
 The explicit solution is one step of Generalized Iterative Scaling from zero
 (docs/math.md); the statistics it is solved from also give the exact
 gradient of the cross-entropy, ``(X~^T P - F) / B + l2 W``, from forward
-passes alone (:mod:`xsol.refine`). This experiment asks whether refining it
+passes alone (:mod:`xsol.optimize.refinement`). This experiment asks whether refining it
 that way (GIS, or L-BFGS on those statistics) reaches the optimum of the
 penalized training loss in fewer passes over the data and less time than
 backpropagation with Adam from zero at a tuned learning rate. It reuses the
-``refine`` benchmark (:mod:`xsol.bench.refine`) on the run's image tasks and
+``refine`` benchmark (:mod:`benchmarks.refine`) on the run's image tasks and
 one K = 2 text task.
 
 Verdict: *holds* when the best backprop-free scheme reaches the tolerance in
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from xsol.bench import refine as bench
+from benchmarks import refine as bench
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import ClaimResult, Table
 

@@ -9,7 +9,7 @@ with its own verdict:
 
 * **Explicit cost**: the compiled statistics step that :func:`xsol.accumulate`
   runs (``F = X~^T Y`` and its sums) plus the compiled solve
-  (:func:`xsol.solve.explicit_weights`), timed on device-resident data after a
+  (:func:`xsol.solvers.dense.explicit_weights`), timed on device-resident data after a
   warm-up (compilation timed separately), and the FLOPs XLA's cost analysis
   counts in those compiled computations. Every seed gets its own group of
   timed repeats (their median), so timing noise enters the intervals. For a
@@ -21,7 +21,7 @@ with its own verdict:
   initialization (``model.init_params(seed)``), full-batch steps, run until the
   training loss first reaches a target, with a cap on steps and seconds. FLOPs
   to target = FLOPs of one compiled training step
-  (:func:`xsol.train.make_train_step`) x steps; time = steps x measured seconds
+  (:func:`xsol.train.loop.make_train_step`) x steps; time = steps x measured seconds
   per step. A target not reached within the cap gives a lower bound on the
   savings, never a ratio.
 
@@ -77,26 +77,27 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from xsol import inputs
-from xsol.accumulate import make_accumulator, validate_batch
-from xsol.accumulate import step as accumulate_step
+from xsol.core import inputs
+from xsol.stats.accumulation import make_accumulator, validate_batch
+from xsol.stats.accumulation import step as accumulate_step
 from xsol.experiments import layerwise, verdicts
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import ClaimResult, Table
 from xsol.experiments.summary import mean_std
 from xsol.experiments.sweep import OPTIMIZER_TITLES, OPTIMIZERS
 from xsol.experiments.tasks import text_task, validation_split
-from xsol.explicit import fit_explicit
-from xsol.models import SoftmaxRegression, TokenLM
-from xsol.serialize import save_figure
-from xsol.solve import explicit_weights
-from xsol.train import create_train_state, loss_fn, make_train_step, sample_batch
+from xsol.solvers.explicit import fit_explicit
+from xsol.models.linen import SoftmaxRegression, TokenLM
+from xsol.core.serialize import save_figure
+from xsol.solvers.explicit import linear_logits_compiled
+from xsol.solvers.formula import explicit_weights_compiled
+from xsol.train.loop import create_train_state, loss_fn, make_train_step, sample_batch
 
 #: Pseudo-count of the explicit LM solution taken as the exact training optimum.
 OPTIMUM_SMOOTHING = 1e-8
 #: The LM target: the optimum's training loss times ``1 + LM_TOLERANCE``.
 LM_TOLERANCE = 0.01
-#: Newton steps of :mod:`xsol.temperature` (used when they cannot be read off its jaxpr).
+#: Newton steps of :mod:`xsol.solvers.temperature` (used when they cannot be read off its jaxpr).
 NEWTON_STEPS_FALLBACK = 50
 #: Full training loss checked every this many steps when training on minibatches.
 EVAL_EVERY = 10
@@ -110,12 +111,9 @@ AXES = {"vocabulary": "weights", "data size": "examples", "hidden width": "weigh
 #: Where the layer-wise network's time is also judged without its clustering.
 NO_CLUSTERING = "time without clustering"
 
-# The library's own compiled kernels where it exposes them (so their compilations
-# are shared with fit_explicit's), else compiled here.
-_solve_jit = getattr(importlib.import_module("xsol.solve"), "_explicit_weights", None) \
-    or jax.jit(explicit_weights)
-_scores_jit = getattr(importlib.import_module("xsol.explicit"), "_linear_logits_jit", None) \
-    or jax.jit(inputs.linear_logits, static_argnames=("kind", "normalize"))
+# The library's own compiled kernels (their compilations are shared with fit_explicit's).
+_solve_jit = explicit_weights_compiled
+_scores_jit = linear_logits_compiled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,9 +267,9 @@ class _KMeansRecorder:
 
 
 def _newton_steps() -> int | None:
-    """The iteration cap of :mod:`xsol.temperature`'s Newton loop, read off its jaxpr."""
+    """The iteration cap of :mod:`xsol.solvers.temperature`'s Newton loop, read off its jaxpr."""
     try:
-        from xsol import temperature
+        from xsol.solvers import temperature
 
         s = jnp.ones((2, 2), jnp.float32)
         jx = jax.make_jaxpr(temperature._newton)(s, jnp.zeros(2), jnp.zeros(2, jnp.int32),
@@ -394,7 +392,7 @@ def calibration_flops(sol, X, y) -> dict:
                                           normalize=sol.normalize).compile())
     steps = _newton_steps()
     try:
-        from xsol import temperature
+        from xsol.solvers import temperature
 
         s = jnp.zeros((B, N), jnp.float32)
         nf = compiled_flops(temperature._newton.lower(s, sol.bias, yd, jnp.float32(1)).compile())
@@ -473,7 +471,7 @@ def _make_runner(apply_fn, tx, batch_size: int | None):
     """A compiled loop of optimizer steps that stops when every asked-for target is reached.
 
     ``run(state, hit, min_loss, last, X, y, key, targets, num_steps)`` runs at
-    most ``num_steps`` steps of :func:`xsol.train.make_train_step`. ``hit[k]``
+    most ``num_steps`` steps of :func:`xsol.train.loop.make_train_step`. ``hit[k]``
     is ``-1`` while target ``k`` is pending, ``-2`` when it is not asked for,
     else the first step whose parameters reach ``targets[k]``. Full batch: the
     loss each step computes anyway is the training loss of the parameters
@@ -1614,7 +1612,7 @@ def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: pathlib.Path,
                     if max(per_word) - min(per_word) >= 0.05 else f"{per_word[0]:.1f}")
     notes = [
         "Explicit cost: the compiled statistics step that `xsol.accumulate` runs, plus the "
-        "compiled solve (`xsol.solve.explicit_weights`), on device-resident data after a "
+        "compiled solve (`xsol.solvers.dense.explicit_weights`), on device-resident data after a "
         f"warm-up; each seed gets {s.repeats_per_seed} timed repeats and their median is its "
         "explicit time (so timing noise enters the intervals); compile time is listed "
         "separately; 'whole fit' is the median of whole `fit_explicit` calls (host checks and "
@@ -1629,7 +1627,7 @@ def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: pathlib.Path,
         f"so the first step reaching the target is exact); cap {s.max_steps} steps and "
         f"{s.max_seconds:g} s of training per run. Time to target = steps × measured seconds "
         "per step (compile time excluded, as on the explicit side); FLOPs = XLA's FLOPs of one "
-        "compiled training step (`xsol.train.make_train_step`, as compiled inside the training "
+        "compiled training step (`xsol.train.loop.make_train_step`, as compiled inside the training "
         "loop) × steps.",
         f"Learning rates: from the grid {tuple(float(g) for g in cfg.lr_grid)} (`cfg.lr_grid`), "
         f"for each of {opt_names}. C6 measures cost to a target training loss, so a rate is "

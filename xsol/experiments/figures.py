@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xsol.serialize import save_figure
+from xsol.core.serialize import save_figure
 
 INIT_STYLE = {
     "random": dict(color="tab:gray", label="Adam from random init"),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xsol.serialize import save_figure
+from xsol.core.serialize import save_figure
 
 
 def centered(W) -> np.ndarray:

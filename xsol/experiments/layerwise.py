@@ -1,6 +1,6 @@
 """Claim C5: explicit solutions fitted layer by layer in a multi-layer network.
 
-A softmax-activation :class:`xsol.models.MLP`, ``h_1 = softmax(x~ W_1 + b_1)``,
+A softmax-activation :class:`xsol.models.linen.MLP`, ``h_1 = softmax(x~ W_1 + b_1)``,
 ..., ``logits = h_L W_{L+1} + b_{L+1}``, is built without backpropagation
 (docs/math.md, "Multi-layer networks, layer by layer"):
 
@@ -69,15 +69,15 @@ import jax.numpy as jnp
 import numpy as np
 
 import xsol
-from xsol import inputs
+from xsol.core import inputs
 from xsol.experiments import verdicts
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import ClaimResult, Table
 from xsol.experiments.sweep import OPTIMIZER_TITLES, train_grid
 from xsol.experiments.tasks import Task, resample, validation_split
-from xsol.explicit import ExplicitSolution
-from xsol.models import MLP, SoftmaxRegression
-from xsol.train import evaluate, stack_batches
+from xsol.solvers.explicit import ExplicitSolution
+from xsol.models.linen import MLP, SoftmaxRegression
+from xsol.train.loop import evaluate, stack_batches
 
 CLAIM = "C5"
 TITLE = "layer-wise explicit solutions in multi-layer networks"
@@ -258,7 +258,7 @@ def _per_layer(value, depth: int, what: str) -> list:
 
 
 def fit_layerwise(X, y, num_hidden, num_classes: int, *, targets=None, owner=None,
-                  seed: int = 0, smoothing: float = xsol.explicit.DEFAULT_SMOOTHING,
+                  seed: int = 0, smoothing: float = xsol.solvers.explicit.DEFAULT_SMOOTHING,
                   prior_once: bool = False, cluster_seconds: float = 0.0,
                   clusters: str = "class") -> LayerwiseFit:
     """Fits a softmax network layer by layer, without backpropagation.
@@ -778,7 +778,7 @@ def _plot_sensitivity(rows: list, numbers: dict, path: Path, title: str) -> None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from xsol.serialize import save_figure
+    from xsol.core.serialize import save_figure
 
     opts = list(dict.fromkeys(r["optimizer"] for r in rows))
     fig = Figure(figsize=(5.2 * len(opts), 3.9), layout="constrained")
@@ -804,7 +804,7 @@ def _plot_sensitivity(rows: list, numbers: dict, path: Path, title: str) -> None
 
 
 def _plot(cell_runs: list, path: Path, title: str, optimizers) -> None:
-    from xsol.plots import plot_trajectories
+    from xsol.train.plots import plot_trajectories
 
     r0 = cell_runs[0]
     runs = {}

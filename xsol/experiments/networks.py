@@ -51,13 +51,22 @@ import numpy as np
 
 from xsol.experiments import verdicts
 from xsol.experiments.config import ReproduceConfig, TaskCache
-from xsol.experiments.layerwise import (TIE_TOLERANCE, _mean, _slug, decide, run_cells,
-                                        fit_layerwise, mlp_for, network_row, part_sentence,
-                                        threshold_test)
+from xsol.experiments.layerwise import (
+    TIE_TOLERANCE,
+    _mean,
+    _slug,
+    decide,
+    run_cells,
+    fit_layerwise,
+    mlp_for,
+    network_row,
+    part_sentence,
+    threshold_test,
+)
 from xsol.experiments.report import ClaimResult, Table
 from xsol.experiments.sweep import OPTIMIZER_TITLES, train_grid
 from xsol.experiments.tasks import Task, resample
-from xsol.trajectory import log_steps
+from xsol.train.trajectory import log_steps
 
 CLAIM = "C7"
 TITLE = "warm start + backprop finds better optima"
@@ -385,7 +394,7 @@ def _plot_sensitivity(rows: list, path: Path, title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from xsol.serialize import save_figure
+    from xsol.core.serialize import save_figure
 
     opts = list(dict.fromkeys(r["optimizer"] for r in rows))
     fig = Figure(figsize=(5.2 * len(opts), 3.9), layout="constrained")
@@ -405,7 +414,7 @@ def _plot_sensitivity(rows: list, path: Path, title: str) -> None:
 
 
 def _plot(cell_runs: list, path: Path, title: str, optimizers) -> None:
-    from xsol.plots import plot_trajectories
+    from xsol.train.plots import plot_trajectories
 
     r0 = cell_runs[0]
     runs = {}

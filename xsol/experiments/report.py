@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from xsol.experiments.verdicts import VERDICTS
-from xsol.serialize import to_jsonable, write_json, write_text
+from xsol.core.serialize import to_jsonable, write_json, write_text
 
 
 @dataclasses.dataclass

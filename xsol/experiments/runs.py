@@ -14,7 +14,7 @@ Per seed (:func:`run_seed`, a seeded resample of the fitting part), a
 * the explicit solution (one counting pass), its temperature-calibrated copy
   and, for images, the prior counted once; for language models the training
   loss across ``cfg.smoothing_grid``;
-* the reference optimum by full-batch L-BFGS (:func:`xsol.optimum.fit_optimum`)
+* the reference optimum by full-batch L-BFGS (:func:`xsol.optimize.optimum.fit_optimum`)
   with its convergence flag;
 * for every optimizer in ``cfg.optimizers`` and every start (random init, the
   explicit weights, the calibrated explicit weights), a learning-rate sweep
@@ -33,16 +33,17 @@ import time
 import numpy as np
 
 import xsol
-from xsol import inputs, scoring
+from xsol.core import inputs
+from xsol.solvers import scoring
 from xsol.experiments.config import ReproduceConfig
 from xsol.experiments.interpret import readout_divergence, template_correlation
 from xsol.experiments.sweep import train_grid
 from xsol.experiments.tasks import Task, resample
 from xsol.experiments.verdicts import chance_accuracy
-from xsol.metrics import weight_agreement
-from xsol.models import SoftmaxRegression, TokenLM
-from xsol.optimum import fit_optimum
-from xsol.trajectory import log_steps
+from xsol.train.metrics import weight_agreement
+from xsol.models.linen import SoftmaxRegression, TokenLM
+from xsol.optimize.optimum import fit_optimum
+from xsol.train.trajectory import log_steps
 
 #: The starts every optimizer is run from.
 STARTS = ("random", "explicit", "calibrated")
@@ -139,7 +140,7 @@ def _solution_metrics(sol, task: Task, val, seconds: float) -> dict:
 
 
 def _weights_metrics(W, b, task: Task, X, y) -> dict:
-    loss = xsol.softmax_nll(W, b, X, y, kind=task.kind)
+    loss = xsol.solvers.softmax_nll(W, b, X, y, kind=task.kind)
     acc = float(np.mean(scoring.predict(W, b, X, kind=task.kind) == np.asarray(y)))
     return dict(loss=loss, accuracy=acc)
 
@@ -190,7 +191,7 @@ def setup_task(fit_task: Task, val: tuple, cfg: ReproduceConfig) -> TaskSetup:
 def _smoothing_sweep(sol, t: Task, cfg: ReproduceConfig) -> list:
     out = []
     for a in cfg.smoothing_grid:
-        s = xsol.explicit.solution_from_stats(sol.stats, kind=t.kind, smoothing=float(a),
+        s = xsol.solvers.explicit.solution_from_stats(sol.stats, kind=t.kind, smoothing=float(a),
                                               vocab_size=t.vocab_size, window=t.window)
         out.append(dict(smoothing=float(a), train_loss=s.nll(t.X_train, t.y_train),
                         test_loss=s.nll(t.X_test, t.y_test)))

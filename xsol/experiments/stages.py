@@ -17,7 +17,7 @@ import pickle
 import shutil
 from pathlib import Path
 
-from xsol.serialize import atomic_open, to_jsonable, write_json
+from xsol.core.serialize import atomic_open, to_jsonable, write_json
 
 STATUS = "status.json"
 STAGES = "stages"

@@ -3,7 +3,7 @@
 Every gradient baseline in the report is tuned the same, stated way
 (:func:`train_grid`): the model is trained from the same start, on the same
 minibatches (step ``s`` uses the batch drawn from ``fold_in(key, s)``, exactly
-as :func:`xsol.train.train_and_evaluate`), at every learning rate of a
+as :func:`xsol.train.loop.train_and_evaluate`), at every learning rate of a
 log-spaced grid at once (the parameters and optimizer states carry a leading
 grid axis and the update is ``jax.vmap``-ed over it), and the rate is chosen
 on a validation split by the lowest validation loss at the end of the budget
@@ -25,11 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from xsol import scoring
-from xsol.metrics import weight_agreement
-from xsol.train import _eval_sums, _prepare_xy, initial_params, loss_fn, sample_batch, \
+from xsol.solvers import scoring
+from xsol.train.metrics import weight_agreement
+from xsol.train.loop import _eval_sums, _prepare_xy, initial_params, loss_fn, sample_batch, \
     stack_batches
-from xsol.trajectory import Trajectory, check_steps
+from xsol.train.trajectory import Trajectory, check_steps
 
 #: name -> learning rate -> Optax optimizer.
 OPTIMIZERS = {
@@ -146,12 +146,12 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
     """Trains ``model`` from ``init`` at every learning rate at once and records trajectories.
 
     Args:
-      model: a model from :mod:`xsol.models`.
-      init: the start, as :func:`xsol.train.initial_params` takes it.
+      model: a model from :mod:`xsol.models.linen`.
+      init: the start, as :func:`xsol.train.loop.initial_params` takes it.
       optimizer: a key of :data:`OPTIMIZERS`.
       learning_rates: the grid (see :func:`lr_grid`).
       X, y: training data.
-      steps: the steps to record (a list) or a total (see :func:`xsol.train.train_and_evaluate`).
+      steps: the steps to record (a list) or a total (see :func:`xsol.train.loop.train_and_evaluate`).
       validation: ``(X_val, y_val)``, the split rates are chosen on.
       test: ``(X_test, y_test)``, recorded only.
       reference: weights to measure the row-centered cosine/distance to.

@@ -8,7 +8,7 @@ path (:class:`xsol.SparseExplicitLM`) holds only the distinct pairs seen, so
 its memory grows with the corpus's distinct pairs, not with ``V^2``.
 
 The rule: dense when ``M N (c + 4)`` is at most :data:`DENSE_FRACTION` of the
-memory budget (:func:`xsol.memory.available_bytes`, ``XSOL_MEMORY_BUDGET``),
+memory budget (:func:`xsol.core.memory.available_bytes`, ``XSOL_MEMORY_BUDGET``),
 sparse otherwise. The other half is headroom: the held-out scoring of windows
 of ``K > 1`` tokens builds the sparse form of the counts beside them, and the
 operating system keeps the token file in its page cache (a 32k x 32k x 2
@@ -22,8 +22,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from xsol import memory
-from xsol.stats import count_dtype
+from xsol.core import memory
+from xsol.stats.accumulators import count_dtype
 
 #: Share of the memory budget the dense counts and weights may take.
 DENSE_FRACTION = 0.5
@@ -64,7 +64,7 @@ def choose_backend(vocab_size: int, window: int, num_classes: int | None = None,
       window: ``K``.
       num_classes: ``N`` (default ``V``).
       backend: ``"auto"`` (choose), or ``"dense"`` / ``"sparse"`` to force one.
-      budget: memory budget in bytes (default :func:`xsol.memory.available_bytes`).
+      budget: memory budget in bytes (default :func:`xsol.core.memory.available_bytes`).
 
     Returns:
       A :class:`BackendChoice`.

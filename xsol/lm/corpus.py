@@ -30,15 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from xsol import defaults
-from xsol.accumulate import accumulate
+from xsol.core import defaults
+from xsol.stats.accumulation import accumulate
 from xsol.data.token_files import held_out_cut, iter_token_windows, open_token_file
-from xsol.explicit import DEFAULT_SMOOTHING, ExplicitSolution, solution_from_stats
+from xsol.solvers.explicit import DEFAULT_SMOOTHING, ExplicitSolution, solution_from_stats
 from xsol.lm.backend import BackendChoice, choose_backend
 from xsol.lm.counting import count_windows_host
-from xsol.memory import check_fits
-from xsol.stats import count_dtype
-from xsol.sparse import SparseExplicitLM, SparseStats, sparse_accumulate
+from xsol.core.memory import check_fits
+from xsol.stats.accumulators import count_dtype
+from xsol.solvers.sparse import SparseExplicitLM
+from xsol.stats.sparse import SparseStats, sparse_accumulate
 
 
 #: Held-out windows scored at once: the scoring's working arrays (distinct
@@ -162,7 +163,7 @@ class _WindowScorer:
 
     Two exact ways, chosen per batch by their cost: the batched logits
     (``N`` exponentials per distinct window), or the sparse form of the same
-    weights (``W = rowconst + D``, :mod:`xsol.sparse`), whose cost is the seen
+    weights (``W = rowconst + D``, :mod:`xsol.stats.sparse`), whose cost is the seen
     entries of each window's rows (for ``K = 2``, of the shorter row). Large
     vocabularies favour the sparse form; small dense-ish ones the logits.
     """
@@ -174,8 +175,8 @@ class _WindowScorer:
                                        model.normalize)
 
     def nll_per_example(self, X, y) -> np.ndarray:
-        rows = self.sparse._window_rows(X)
-        ctx, _ = self.sparse._unique_windows(rows)
+        rows = self.sparse.window_rows(X)
+        ctx, _ = self.sparse.unique_windows(rows)
         ip = self.sparse._indptr
         lengths = ip[ctx + 1] - ip[ctx]
         lookups = lengths.min(axis=1).sum() if ctx.shape[1] == 2 else lengths.sum()

@@ -1,7 +1,7 @@
 """Dense token-window counts on the host CPU, by sorting.
 
 ``F[k V + X[t, k], y_t] += 1`` for every window ``t`` and position ``k``:
-the exact integer statistics of :func:`xsol.token_cooccurrence`, gathered
+the exact integer statistics of :func:`xsol.stats.token_cooccurrence`, gathered
 differently. On a CPU, a scatter-add of one count per token into a large
 table (``V = 32k``: 4 GiB) misses the cache on nearly every token. Here each
 chunk's flat keys ``(k V + X[t, k]) N + y_t`` are sorted instead (NumPy's
@@ -23,10 +23,16 @@ from typing import Iterable
 import jax
 import numpy as np
 
-from xsol.inputs import aligned_empty
-from xsol.solve import available_cpus
-from xsol.sparse import _count_sorted, _feature_totals, _key_dtype, _label_counts, _write_keys
-from xsol.stats import CoocStats, count_dtype, max_count
+from xsol.core.inputs import aligned_empty
+from xsol.solvers.dense import available_cpus
+from xsol.stats.sparse import (
+    _count_sorted,
+    _feature_totals,
+    _key_dtype,
+    _label_counts,
+    _write_keys,
+)
+from xsol.stats.accumulators import CoocStats, count_dtype, max_count
 
 
 def _chunk_pairs(X: np.ndarray, y: np.ndarray, V: int, N: int):
@@ -42,7 +48,7 @@ def _chunk_pairs(X: np.ndarray, y: np.ndarray, V: int, N: int):
 def count_windows_host(batches: Iterable, vocab_size: int, num_classes: int, window: int, *,
                        total_windows: int | None = None,
                        workers: int | None = None) -> CoocStats:
-    """Exact dense :class:`xsol.CoocStats` of validated token windows, counted on the host.
+    """Exact dense :class:`xsol.stats.CoocStats` of validated token windows, counted on the host.
 
     Args:
       batches: ``(X, y)`` with ``X`` int32 ``(B, K)`` ids in ``[0, V)`` and ``y``
@@ -56,7 +62,7 @@ def count_windows_host(batches: Iterable, vocab_size: int, num_classes: int, win
       workers: threads sorting chunks (default: the CPUs available).
 
     Returns:
-      Statistics in :func:`xsol.stats.count_dtype`, as JAX arrays sharing the
+      Statistics in :func:`xsol.stats.accumulators.count_dtype`, as JAX arrays sharing the
       host buffers (64-byte aligned, so the CPU device takes them without a copy).
 
     Raises:

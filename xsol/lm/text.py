@@ -16,11 +16,16 @@ import os
 import tempfile
 import time
 
-from xsol import defaults
-from xsol.data.encode import (WordEncoder, build_vocabulary_streaming, encode_text_to_file,
-                               load_tokenizer, token_file_dtype)
+from xsol.core import defaults
+from xsol.data.encode import (
+    WordEncoder,
+    build_vocabulary_streaming,
+    encode_text_to_file,
+    load_tokenizer,
+    token_file_dtype,
+)
 from xsol.data.windows import check_window
-from xsol.explicit import DEFAULT_SMOOTHING
+from xsol.solvers.explicit import DEFAULT_SMOOTHING
 from xsol.lm.corpus import CorpusFit, fit_token_lm, peak_rss_bytes
 
 

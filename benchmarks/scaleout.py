@@ -43,13 +43,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pathlib
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterable
 
-_WORKER = "from benchmarks.scaleout import _main; _main()"
+#: A child process that runs this module's worker (the repository root on its path).
+_WORKER = (f"import sys; sys.path.insert(0, {str(pathlib.Path(__file__).resolve().parents[1])!r}); "
+           "from benchmarks.scaleout import _main; _main()")
 
 WORKLOADS = ("bigram", "window3", "dense")
 DEVICE_COUNTS = (1, 2, 4)

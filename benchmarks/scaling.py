@@ -19,11 +19,14 @@ Times: ``first_s`` (includes compilation for the dense method) and ``warm_s``
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 import time
 
-_WORKER = "from benchmarks.scaling import _main; _main()"
+#: A child process that runs this module's worker (the repository root on its path).
+_WORKER = (f"import sys; sys.path.insert(0, {str(pathlib.Path(__file__).resolve().parents[1])!r}); "
+           "from benchmarks.scaling import _main; _main()")
 
 
 def _run_point(spec: dict) -> dict:
@@ -31,7 +34,7 @@ def _run_point(spec: dict) -> dict:
     import numpy as np  # noqa: PLC0415
 
     import xsol  # noqa: PLC0415
-    from xsol.stats import sparse  # noqa: PLC0415
+    from xsol.solvers import sparse  # noqa: PLC0415
     from benchmarks import tokens  # noqa: PLC0415
     from benchmarks.timing import current_rss_bytes, max_rss_bytes, reset_peak_rss  # noqa: PLC0415
     from xsol.core.memory import MemoryBudgetError  # noqa: PLC0415

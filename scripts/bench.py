@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's benchmarks/
 
 from benchmarks import format_table, run_benchmarks
 from benchmarks.corpus import parse_count

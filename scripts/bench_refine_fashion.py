@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's benchmarks/
 
 from benchmarks import refine as bench
 from benchmarks.timing import machine_info

@@ -209,4 +209,4 @@ def test_seeds_mean_the_same_everywhere_and_names_do_not_shadow_flax():
     for bad in ("0", "-2", "1,1", "a"):
         with pytest.raises(ValueError):
             parse_seeds(bad)
-    assert not hasattr(xsol, "TrainState") and hasattr(xsol, "TrainingState")
+    assert not hasattr(xsol.train, "TrainState") and hasattr(xsol.train, "TrainingState")

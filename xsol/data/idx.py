@@ -1,6 +1,6 @@
 """Reading and writing IDX files (the MNIST file format), plain or gzipped.
 
-An IDX file is a tiny header followed by the raw array, big-endian, C order:
+An IDX file is a tiny header followed by the raw array, big-endian, C order::
 
     bytes 0-1   zero
     byte  2     dtype code: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,

@@ -51,7 +51,7 @@ __all__ = [
     "iter_text_chunks",
 ]
 
-#: tfds text datasets that may be named without the "tfds:" prefix.
+#: tfds text datasets that may be named without the ``tfds:`` prefix.
 TFDS_TEXT_DATASETS = ("tiny_shakespeare", "lm1b", "imdb_reviews")
 
 #: What the embedded default text is.

@@ -48,8 +48,8 @@ INSTALL_HINT = "pip install tensorflow-datasets tensorflow importlib-resources"
 #: Examples per tf.data batch when a whole split is loaded into memory.
 CHUNK_EXAMPLES = 4096
 
-#: Environment variable: "0" (or "false", "no", "off") stops tfds from
-#: downloading; only datasets already prepared in the data directory are read.
+#: The environment variable that, set to "0" (or "false", "no", "off"), stops tfds
+#: from downloading; only datasets already prepared in the data directory are read.
 DOWNLOAD_ENV = "XSOL_TFDS_DOWNLOAD"
 
 

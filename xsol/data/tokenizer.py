@@ -1,6 +1,6 @@
 """Splitting text into word or character tokens.
 
-Word level uses one regular expression (Python `re`, Unicode-aware):
+Word level uses one regular expression (Python `re`, Unicode-aware)::
 
     WORD        = \\w+(?:['’]\\w+)*     a run of letters/digits/underscores,
                                        with inner apostrophes: "don't", "o'clock"

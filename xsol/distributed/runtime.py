@@ -33,9 +33,9 @@ def accumulate_distributed(batches, num_classes: int, *, vocab_size: int | None 
 
     Args:
       batches: this process's ``(X, y)`` batches.
-      num_classes, vocab_size, kind, normalize, progress, total, devices,
-      limit: as for :func:`xsol.accumulate` (``devices``: this process's
-        devices to split each batch across; default all local ones).
+      num_classes, vocab_size, kind, normalize, progress, total, devices, limit: as for
+        :func:`xsol.accumulate` (``devices``: this process's devices to split
+        each batch across; default all local ones).
       checkpoint_dir, every, fingerprint: stream checkpoints, as for
         :func:`xsol.accumulate`; in a run over several processes the
         directory is shared (a file system or bucket every process sees) and

@@ -71,9 +71,9 @@ class ExplicitSoftmaxClassifier(ClassifierMixin, BaseEstimator):
         The class labels.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names, when ``X`` had string column names.
-    weights_ : ndarray of shape (n_features_in_, n_classes)
+    weights_ : ndarray of shape (`n_features_in_`, n_classes)
         ``W`` (float32), applied to the normalized features.
     intercept_ : ndarray of shape (n_classes,)
         ``b`` (float32).

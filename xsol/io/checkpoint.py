@@ -434,7 +434,7 @@ def _build(meta: dict, arrays: dict, path: Path):
 
 
 def load(path, *, expect=None):
-    """Reads an object written by :func:`save` (or a ``save`` method).
+    """Reads an object written by :func:`save`.
 
     Args:
       path: the checkpoint directory.

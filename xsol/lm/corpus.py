@@ -42,7 +42,7 @@ from xsol.solvers.sparse import SparseExplicitLM
 from xsol.stats.sparse import SparseStats, sparse_accumulate
 
 
-#: Held-out windows scored at once: the scoring's working arrays (distinct
+#: Held-out windows scored at once. The scoring's working arrays (distinct
 #: windows, looked-up entries) grow with it, so it is kept small.
 SCORE_CHUNK_TOKENS = 1 << 18
 

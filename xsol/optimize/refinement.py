@@ -113,7 +113,7 @@ from xsol.stats.accumulators import CoocStats
 
 METHODS = ("lbfgs", "gis")
 
-#: Default tolerances: relative loss change between accepted points, and gradient max-norm.
+#: Default tolerances (relative loss change between accepted points, and gradient max-norm).
 RTOL = 1e-7
 GTOL = 1e-6
 #: Default cap on forward passes (the statistics pass not included).

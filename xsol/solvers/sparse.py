@@ -278,7 +278,7 @@ class SparseExplicitLM:
         return np.log(N + s)[inverse] - g_y
 
     def nll(self, X, y) -> float:
-        """Mean cross-entropy in nats, equal to the dense solution's (``xsol.softmax_nll``)."""
+        """Mean cross-entropy in nats, equal to the dense solution's (``xsol.solvers.softmax_nll``)."""
         return float(np.mean(self.nll_per_example(X, y)))
 
     def perplexity(self, X, y) -> float:

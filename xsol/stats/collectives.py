@@ -5,7 +5,7 @@ distributed runtime (``jax.distributed.initialize``: a coordinator at
 ``host:port`` that every process dials); each process then reads its own
 share of the data (:mod:`xsol.data.shards`), counts it with
 :func:`xsol.accumulate` (each batch split across the process's local devices),
-and :func:`allreduce_stats` adds every process's :class:`xsol.CoocStats` with
+and :func:`allreduce_stats` adds every process's :class:`xsol.stats.CoocStats` with
 one ``psum`` over a global mesh of every device of every process, so that
 every process ends with the same statistics. :func:`accumulate_distributed`
 is the three steps in one call.

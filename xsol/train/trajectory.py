@@ -126,7 +126,7 @@ class Trajectory(Mapping):
 
     @property
     def label(self) -> str:
-        """A short name for legends: ``meta["label"]`` or ``"<init> <optimizer>"``."""
+        """A short name for legends, ``meta["label"]`` or ``"<init> <optimizer>"``."""
         if self.meta.get("label"):
             return str(self.meta["label"])
         parts = [str(self.meta[k]) for k in ("init", "optimizer") if self.meta.get(k)]

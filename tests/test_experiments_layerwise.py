@@ -31,7 +31,7 @@ def c5(cfg, cache, tmp_path_factory):
 @pytest.fixture(scope="module")
 def c7(cfg, cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("c7")
-    return out, layerwise.run_c7(cfg, cache, out, progress=False)
+    return out, networks.run_c7(cfg, cache, out, progress=False)
 
 
 # ---------------------------------------------------------------- C5, measured

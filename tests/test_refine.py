@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 
 import xsol
 from xsol.optimize import refine as refine_fn
-from benchmarks import refine as bench
+from xsol.experiments import race as bench
 from xsol.optimize.optimum import fit_optimum, layer_loss
 from xsol.optimize.refinement import Refinement, RefineStep, gis_step, loss_and_gradient
 

@@ -1,8 +1,6 @@
 """The bottom stage: what every other stage shares.
 
 * :mod:`~xsol.core.defaults`: the defaults, defined once (smoothing, normalization, text).
-* :mod:`~xsol.core.checks`: the small argument checks (positive integers, vocabulary sizes,
-  ranges), written once.
 * :mod:`~xsol.core.memory`: memory budgets (:class:`MemoryBudgetError`).
 * :mod:`~xsol.core.serialize`: strict JSON and atomic writes.
 * :mod:`~xsol.core.align`: 64-byte-aligned arrays, which JAX's CPU device takes without a copy.

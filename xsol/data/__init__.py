@@ -23,8 +23,6 @@ Modules (one idea each):
   memory map), `write_token_file`, `held_out_cut`, and `iter_token_windows` /
   `iter_token_file_windows`, the `context_windows` of a file (or of its
   training part or held-out tail) in chunks of bounded memory.
-* `align`: 64-byte-aligned arrays (which JAX's CPU device takes without a
-  copy), re-exported by `xsol.core.inputs`.
 * `tfds_source`: lazy, optional tensorflow-datasets access.
 
 Nothing here imports JAX or TensorFlow; tensorflow-datasets is imported only

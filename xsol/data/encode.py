@@ -101,9 +101,9 @@ from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from xsol.data.text import TextDecodeError, _resolve, iter_text_chunks
+from xsol.data.text import TextDecodeError, resolve_text_source, iter_text_chunks
 from xsol.data.tokenizer import PUNCTUATION_PATTERN, WORD_PATTERN, check_level
-from xsol.data.vocab import Vocabulary, _check_vocab_size, build_vocabulary
+from xsol.data.vocab import Vocabulary, check_vocab_size, build_vocabulary
 from xsol.core import defaults
 
 __all__ = [
@@ -863,7 +863,7 @@ def build_vocabulary_streaming(
         1, an empty text, a text without tokens, or undecodable bytes.
       FileNotFoundError: the source does not exist.
     """
-    _check_vocab_size(vocab_size)
+    check_vocab_size(vocab_size)
     if min_count < 1:
         raise ValueError(f"min_count must be >= 1, got {min_count}")
     counts, total = count_tokens(
@@ -975,7 +975,7 @@ def _plan_ranges(source, workers: int, encoding: str, errors: str, cut: re.Patte
     pair = _range_codecs(encoding, errors)
     if pair is None:
         return None
-    kind, path = _resolve(source)
+    kind, path = resolve_text_source(source)
     if kind != "file":
         return None
     size = os.path.getsize(path)

@@ -268,7 +268,7 @@ def iter_idx_chunks(path: str | os.PathLike, chunk_size: int, *, start: int = 0,
         if not header.shape:
             raise ValueError(f"{os.fspath(path)}: a 0-dimensional IDX file cannot be chunked")
         n, rest = header.shape[0], header.shape[1:]
-        lo, hi = _row_range(start, stop, n, path)
+        lo, hi = row_range(start, stop, n, path)
         if lo:
             row_bytes = header.nbytes // n
             try:
@@ -284,7 +284,7 @@ def iter_idx_chunks(path: str | os.PathLike, chunk_size: int, *, start: int = 0,
             _check_no_trailing(f, path, header.nbytes)
 
 
-def _row_range(start, stop, n: int, path) -> tuple[int, int]:
+def row_range(start, stop, n: int, path) -> tuple[int, int]:
     """Checked `(start, stop)` rows of a file of `n` rows (stop None: `n`)."""
     for name, v in (("start", start), ("stop", stop)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):

@@ -27,7 +27,7 @@ from xsol.data import text as text_lib
 from xsol.data.streaming import (
     Batches,
     SizedBatches,
-    _batches,
+    fixed_size_batches,
     check_batch_size,
     iter_idx_batches,
     rebatch,
@@ -221,7 +221,7 @@ class _TextLayout:
     """
 
     def __init__(self, source, encoding: str):
-        kind, payload = text_lib._resolve(source)
+        kind, payload = text_lib.resolve_text_source(source)
         if kind not in ("file", "dir"):
             raise ValueError(f"a text share needs a text file or a directory of *.txt files, got "
                              f"{source!r} ({kind}); load other sources whole, or write them to "
@@ -281,7 +281,7 @@ class _TextLayout:
                         try:
                             piece = t.read(chunk_chars)
                         except UnicodeDecodeError as e:
-                            raise text_lib._decode_error(f, self.encoding, e) from e
+                            raise text_lib.decode_error(f, self.encoding, e) from e
                         if not piece:
                             break
                         yield piece
@@ -387,4 +387,4 @@ def shard_text_windows(source, vocab: Vocabulary, window: int, batch_size: int, 
         if len(arr) > k:
             yield sliding_window_view(arr[:-1], k), arr[k:]
 
-    return _batches(lambda: rebatch(blocks(), bs), batch_size=bs)
+    return fixed_size_batches(lambda: rebatch(blocks(), bs), batch_size=bs)

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from xsol.data import tfds_source
-from xsol.data.idx import _row_range, iter_idx_chunks, read_idx_header
+from xsol.data.idx import row_range, iter_idx_chunks, read_idx_header
 from xsol.data.text import iter_text_chunks
 from xsol.data.tokenizer import safe_cut
 from xsol.data.vocab import Vocabulary
@@ -148,7 +148,7 @@ class SizedBatches(Batches):
         return self.total
 
 
-def _batches(make_iterator, *, batch_size, total=None, num_examples=None, seek=None) -> Batches:
+def fixed_size_batches(make_iterator, *, batch_size, total=None, num_examples=None, seek=None) -> Batches:
     cls = Batches if total is None else SizedBatches
     return cls(make_iterator, batch_size=batch_size, total=total, num_examples=num_examples,
                seek=seek)
@@ -223,7 +223,7 @@ def iter_array_batches(X, y, batch_size: int, *, drop_remainder: bool = False) -
         for i in range(first * bs, stop, bs):
             yield X[i : i + bs], y[i : i + bs]
 
-    return _batches(gen, batch_size=bs, total=_num_batches(n, bs, drop_remainder),
+    return fixed_size_batches(gen, batch_size=bs, total=_num_batches(n, bs, drop_remainder),
                     num_examples=stop, seek=gen)
 
 
@@ -277,7 +277,7 @@ def iter_idx_batches(
             f"{os.fspath(labels_path)} holds {hy.shape[0]} labels"
         )
     n_file = hx.shape[0]
-    lo, hi = _row_range(start, stop, n_file, images_path)
+    lo, hi = row_range(start, stop, n_file, images_path)
     n = hi - lo
     keep = (n // bs) * bs if drop_remainder else n
 
@@ -295,7 +295,7 @@ def iter_idx_batches(
             for _ in ys:
                 pass
 
-    return _batches(gen, batch_size=bs, total=_num_batches(n, bs, drop_remainder),
+    return fixed_size_batches(gen, batch_size=bs, total=_num_batches(n, bs, drop_remainder),
                     num_examples=keep, seek=gen)
 
 
@@ -396,7 +396,7 @@ def iter_text_windows(
                 f"each example needs {k} context tokens plus one target"
             )
 
-    return _batches(lambda: rebatch(blocks(), bs, drop_remainder), batch_size=bs)
+    return fixed_size_batches(lambda: rebatch(blocks(), bs, drop_remainder), batch_size=bs)
 
 
 def iter_tfds_batches(
@@ -449,7 +449,7 @@ def iter_tfds_batches(
                 return
             yield x, y
 
-    return _batches(
+    return fixed_size_batches(
         gen,
         batch_size=bs,
         total=_num_batches(n, bs, drop_remainder),

@@ -151,7 +151,7 @@ def _find_bad_byte(path, encoding: str, block: int = 1 << 20):
             fed += len(data)
 
 
-def _decode_error(path, encoding: str, err: UnicodeDecodeError) -> TextDecodeError:
+def decode_error(path, encoding: str, err: UnicodeDecodeError) -> TextDecodeError:
     # Files are read through TextIOWrapper (fast, C), whose error positions are
     # relative to its internal buffer; on failure the file is decoded again from
     # the start, incrementally, to locate the first bad byte exactly.
@@ -170,7 +170,7 @@ def _read_file(path, encoding: str, errors: str) -> str:
         try:
             return f.read()
         except UnicodeDecodeError as e:
-            raise _decode_error(path, encoding, e) from e
+            raise decode_error(path, encoding, e) from e
 
 
 def embedded_text() -> str:
@@ -198,7 +198,7 @@ def embedded_text() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
-def _resolve(source) -> tuple[str, object]:
+def resolve_text_source(source) -> tuple[str, object]:
     """Classifies a source as ("embedded"|"file"|"dir"|"tfds"|"stream", payload)."""
     if source is None:
         return "embedded", None
@@ -278,7 +278,7 @@ def load_text(
         tensorflow-datasets is not installed.
     """
     check_errors(errors)
-    kind, payload = _resolve(source)
+    kind, payload = resolve_text_source(source)
     if kind == "embedded":
         text = embedded_text()
     elif kind == "file":
@@ -328,7 +328,7 @@ def iter_text_chunks(
     if isinstance(chunk_chars, bool) or not isinstance(chunk_chars, int) or chunk_chars <= 0:
         raise ValueError(f"chunk_chars must be a positive integer, got {chunk_chars!r}")
     check_errors(errors)
-    kind, payload = _resolve(source)  # errors surface here, at call time
+    kind, payload = resolve_text_source(source)  # errors surface here, at call time
     return _chunks(kind, payload, chunk_chars, split, feature, encoding, errors)
 
 
@@ -346,7 +346,7 @@ def _read_file_chunks(path, chunk_chars: int, encoding: str, errors: str) -> Ite
             try:
                 piece = f.read(chunk_chars)
             except UnicodeDecodeError as e:
-                raise _decode_error(path, encoding, e) from e
+                raise decode_error(path, encoding, e) from e
             if not piece:
                 return
             yield piece

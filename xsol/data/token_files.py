@@ -35,7 +35,7 @@ import os
 import numpy as np
 
 from xsol.core.align import aligned_empty
-from xsol.data.streaming import SizedBatches, _batches
+from xsol.data.streaming import SizedBatches, fixed_size_batches
 from xsol.data.windows import check_window
 from xsol.core.serialize import atomic_open
 
@@ -487,7 +487,7 @@ def iter_token_windows(
             _release(a, s, b)
             yield X, y
 
-    return _batches(gen, batch_size=min(chunk, n_windows), total=n_chunks, num_examples=n_windows,
+    return fixed_size_batches(gen, batch_size=min(chunk, n_windows), total=n_chunks, num_examples=n_windows,
                     seek=gen)
 
 

@@ -7,7 +7,7 @@ passes alone (:mod:`xsol.optimize.refinement`). This experiment asks whether ref
 that way (GIS, or L-BFGS on those statistics) reaches the optimum of the
 penalized training loss in fewer passes over the data and less time than
 backpropagation with Adam from zero at a tuned learning rate. It reuses the
-``refine`` benchmark (:mod:`benchmarks.refine`) on the run's image tasks and
+``refine`` benchmark (:mod:`xsol.experiments.race`, also run by the benchmarks) on the run's image tasks and
 one K = 2 text task.
 
 Verdict: *holds* when the best backprop-free scheme reaches the tolerance in
@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from benchmarks import refine as bench
+from xsol.experiments import race as bench
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import ClaimResult, Table
 

@@ -521,7 +521,7 @@ def _first_step_reaching(traj, accuracy: float):
     return None
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
 
@@ -607,7 +607,7 @@ def part_sentence(part: dict, digits: int = 3) -> str:
     return f"{head}; {body}, {_p_text(part)}{tail}: {part['verdict']}"
 
 
-def _mean(v) -> float:
+def mean_of(v) -> float:
     v = np.asarray(v, np.float64)
     v = v[np.isfinite(v)]
     return float(v.mean()) if v.size else float("nan")
@@ -635,21 +635,21 @@ def c5_parts(cells: list, optimizers: Sequence[str], steps: int) -> list:
         acc = c["acc"]
         parts.append(threshold_test(
             acc["layerwise"], c["margin"], side="above", cell=c["name"], part="a",
-            name_a="layer-wise explicit accuracy", a=_mean(acc["layerwise"]),
-            name_b="the wide margin", b=_mean(c["margin"])))
+            name_a="layer-wise explicit accuracy", a=mean_of(acc["layerwise"]),
+            name_b="the wide margin", b=mean_of(c["margin"])))
         parts.append(threshold_test(
             _diff(acc["layerwise"], acc["single"]), -TIE_TOLERANCE, side="above", cell=c["name"],
             part="b", quantity="difference", name_a="layer-wise explicit",
-            a=_mean(acc["layerwise"]), name_b="single-layer explicit", b=_mean(acc["single"])))
+            a=mean_of(acc["layerwise"]), name_b="single-layer explicit", b=mean_of(acc["single"])))
         for opt in optimizers:
             ft, rd = acc[f"finetuned/{opt}"], acc[f"random/{opt}"]
             title = OPTIMIZER_TITLES.get(opt, opt)
             parts.append(threshold_test(
                 _diff(ft, rd), -TIE_TOLERANCE, side="above", cell=c["name"], part="c",
                 optimizer=opt, quantity="difference",
-                name_a=f"{title} from layer-wise explicit", a=_mean(ft),
+                name_a=f"{title} from layer-wise explicit", a=mean_of(ft),
                 name_b=f"{title} from random init ({steps} steps, each at its tuned lr)",
-                b=_mean(rd)))
+                b=mean_of(rd)))
     return decide(parts)
 
 
@@ -693,7 +693,7 @@ def c5_reported(cells: list, optimizers: Sequence[str]) -> list:
 
     def add(cell, what, a, b, name_a, name_b):
         t = verdicts.paired(a, b)
-        t.update(cell=cell, what=what, name_a=name_a, name_b=name_b, a=_mean(a), b=_mean(b))
+        t.update(cell=cell, what=what, name_a=name_a, name_b=name_b, a=mean_of(a), b=mean_of(b))
         tests.append(t)
 
     for c in cells:
@@ -747,7 +747,7 @@ def _lr_rows(name: str, cell_runs: list, optimizers, seeds) -> list:
                              grid=", ".join(f"{v:g}" for v in rs[0]["grid"]),
                              chosen=", ".join(chosen),
                              edge=f"{edge}/{len(rs)}" + (" ⚠ widen the grid" if edge else ""),
-                             grid_s=_mean([x["grid_seconds"] for x in rs])))
+                             grid_s=mean_of([x["grid_seconds"] for x in rs])))
     return rows
 
 
@@ -760,7 +760,7 @@ def _sensitivity(name: str, cell_runs: list, optimizers) -> list:
             row = dict(cell=name, optimizer=OPTIMIZER_TITLES.get(opt, opt), lr=lr)
             for key, _ in TRAINED:
                 v = [r["methods"][key][opt]["by_lr"]["test_accuracy"][i] for r in cell_runs]
-                row[key] = _mean(v)
+                row[key] = mean_of(v)
                 row[f"{key}_chosen"] = sum(r["methods"][key][opt]["lr_index"] == i
                                            for r in cell_runs)
             d = _diff([r["methods"]["finetuned"][opt]["by_lr"]["test_accuracy"][i]
@@ -792,8 +792,8 @@ def _plot_sensitivity(rows: list, numbers: dict, path: Path, title: str) -> None
         for key, t in TRAINED:
             ax.plot(lrs, [r[key] for r in rs], marker="o", markersize=3, label=f"{t} + backprop")
         for i, (key, t) in enumerate(flat.items()):
-            ax.axhline(_mean(numbers["acc"][key]), ls="--", lw=1, color=f"C{4 + i}", label=t)
-        ax.axhline(_mean(numbers["margin"]), ls=":", lw=1, color="gray", label="wide margin")
+            ax.axhline(mean_of(numbers["acc"][key]), ls="--", lw=1, color=f"C{4 + i}", label=t)
+        ax.axhline(mean_of(numbers["margin"]), ls=":", lw=1, color="gray", label="wide margin")
         ax.set_xscale("log")
         ax.set_xlabel(f"learning rate ({opt})")
         ax.set_ylabel("held-out accuracy after the budget")
@@ -826,8 +826,8 @@ def _method_rows(name: str, cell_runs: list, optimizers) -> list:
         lo = verdicts.interval([m["test_loss"] for m in ms])
         rows.append(dict(cell=name, method=title, optimizer="–", acc=a["mean"], acc_std=a["std"],
                          acc_ci=f"{a['lo']:.4f} to {a['hi']:.4f}", loss=lo["mean"],
-                         loss_std=lo["std"], train_loss=_mean([m["train_loss"] for m in ms]),
-                         explicit_s=_mean([m["seconds"] for m in ms]), backprop_s=None, lr=None))
+                         loss_std=lo["std"], train_loss=mean_of([m["train_loss"] for m in ms]),
+                         explicit_s=mean_of([m["seconds"] for m in ms]), backprop_s=None, lr=None))
     for key, title in TRAINED:
         for opt in optimizers:
             ms = [r["methods"][key][opt] for r in cell_runs]
@@ -838,9 +838,9 @@ def _method_rows(name: str, cell_runs: list, optimizers) -> list:
                 cell=name, method=f"{title} + backprop", optimizer=OPTIMIZER_TITLES.get(opt, opt),
                 acc=a["mean"], acc_std=a["std"], acc_ci=f"{a['lo']:.4f} to {a['hi']:.4f}",
                 loss=lo["mean"], loss_std=lo["std"],
-                train_loss=_mean([m["train_loss"] for m in ms]),
-                explicit_s=_mean(ex) if ex else None,
-                backprop_s=_mean([m["grid_seconds"] for m in ms]),
+                train_loss=mean_of([m["train_loss"] for m in ms]),
+                explicit_s=mean_of(ex) if ex else None,
+                backprop_s=mean_of([m["grid_seconds"] for m in ms]),
                 lr=", ".join("–" if m["learning_rate"] is None else f"{m['learning_rate']:g}"
                              for m in ms)))
     return rows
@@ -929,11 +929,11 @@ def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
         lr_rows += _lr_rows(name, cell, cfg.optimizers, cfg.seeds)
         sens = _sensitivity(name, cell, cfg.optimizers)
         sens_rows += sens
-        traj_png = f"c5_{_slug(task.name)}_h{H}.png"
+        traj_png = f"c5_{slug(task.name)}_h{H}.png"
         _plot(cell, out_dir / traj_png,
               f"{task.name}, MLP {task.num_features}-{H}-{task.num_classes}, seed "
               f"{cfg.seeds[0]}, tuned lr: held-out loss and accuracy", cfg.optimizers)
-        sens_png = f"c5_{_slug(task.name)}_h{H}_lr.png"
+        sens_png = f"c5_{slug(task.name)}_h{H}_lr.png"
         _plot_sensitivity(sens, nums, out_dir / sens_png,
                           f"C5 {name}: held-out accuracy after {cfg.steps} steps across the "
                           f"lr grid (mean of {len(cfg.seeds)} seeds)")
@@ -967,7 +967,7 @@ def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
             ends = [r["methods"]["random"][opt]["test_loss"] for r in cell]
             plateau.append(verdicts.change(
                 f"{nums['name']}, {OPTIMIZER_TITLES.get(opt, opt)} at the chosen rate: the "
-                "held-out loss", _mean(starts), _mean(ends), relative=True)
+                "held-out loss", mean_of(starts), mean_of(ends), relative=True)
                 + f" (log N = {math.log(task.num_classes):.3f})")
 
     notes = [
@@ -1092,11 +1092,3 @@ def run(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
     )
     return ClaimResult(CLAIM, TITLE, verdict, summary, tables=tables, plots=plots, notes=notes,
                        data=data, rule=rule)
-
-
-def run_c7(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
-           progress: bool = False) -> ClaimResult:
-    """Claim C7 (:func:`xsol.experiments.networks.run_c7`)."""
-    from xsol.experiments import networks
-
-    return networks.run_c7(cfg, tasks, out_dir, progress=progress)

@@ -53,8 +53,8 @@ from xsol.experiments import verdicts
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.layerwise import (
     TIE_TOLERANCE,
-    _mean,
-    _slug,
+    mean_of,
+    slug,
     decide,
     run_cells,
     fit_layerwise,
@@ -269,15 +269,15 @@ def c7_parts(cells: list) -> list:
             (np.asarray(lc, float) - np.asarray(lw, float)).tolist(), MIN_LOSS_GAIN,
             side="above", cell=c["name"], optimizer=c["optimizer"], part="loss",
             quantity="cold − warm held-out loss",
-            name_a=f"{title} from the warm start: held-out loss at convergence", a=_mean(lw),
-            name_b="from the cold start", b=_mean(lc)))
+            name_a=f"{title} from the warm start: held-out loss at convergence", a=mean_of(lw),
+            name_b="from the cold start", b=mean_of(lc)))
         aw, ac = c["acc"]["warm"], c["acc"]["cold"]
         parts.append(threshold_test(
             (np.asarray(aw, float) - np.asarray(ac, float)).tolist(), -TIE_TOLERANCE,
             side="above", cell=c["name"], optimizer=c["optimizer"], part="accuracy",
             quantity="warm − cold held-out accuracy",
-            name_a=f"{title} from the warm start: held-out accuracy at convergence", a=_mean(aw),
-            name_b="from the cold start", b=_mean(ac)))
+            name_a=f"{title} from the warm start: held-out accuracy at convergence", a=mean_of(aw),
+            name_b="from the cold start", b=mean_of(ac)))
         for p in parts[-2:]:
             # The start that could still close the gap: the cold one when the difference
             # is on the claim's side, the warm one when it is not.
@@ -335,7 +335,7 @@ def c7_reported(cells: list, steps: Sequence[int]) -> list:
     def add(cell, opt, when, what, a, b, name_a, name_b):
         t = verdicts.paired(a, b)
         t.update(cell=cell, optimizer=opt, when=when, what=what, name_a=name_a, name_b=name_b,
-                 a=_mean(a), b=_mean(b))
+                 a=mean_of(a), b=mean_of(b))
         tests.append(t)
 
     for c in cells:
@@ -377,7 +377,7 @@ def _sensitivity(name: str, cell_runs: list, opt: str) -> list:
         row = dict(cell=name, optimizer=OPTIMIZER_TITLES.get(opt, opt), lr=lr)
         for k, _ in STARTS:
             xs = [r["starts"][k][opt] for r in cell_runs]
-            row[k] = _mean([x["by_lr"]["test_loss"][i] for x in xs])
+            row[k] = mean_of([x["by_lr"]["test_loss"][i] for x in xs])
             row[f"{k}_converged"] = sum(x["by_lr"]["status"][i] == "converged" for x in xs)
             row[f"{k}_chosen"] = sum(x["chosen"] == i for x in xs)
         d = [r["starts"]["cold"][opt]["by_lr"]["test_loss"][i]
@@ -477,8 +477,8 @@ def run_c7(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
                     cell=name, optimizer=OPTIMIZER_TITLES.get(opt, opt), start=t,
                     loss=loss["mean"], loss_ci=f"{loss['lo']:.4f} to {loss['hi']:.4f}",
                     acc=acc["mean"], acc_ci=f"{acc['lo']:.4f} to {acc['hi']:.4f}",
-                    train_loss=_mean([x["train_loss"] for x in xs]),
-                    grad_norm=_mean([x["grad_norm"] for x in xs]),
+                    train_loss=mean_of([x["train_loss"] for x in xs]),
+                    grad_norm=mean_of([x["grad_norm"] for x in xs]),
                     steps=", ".join("–" if x["step"] is None else str(x["step"]) for x in xs),
                     status=", ".join(x["status"] for x in xs),
                     stuck=f"{sum(x['stuck'] for x in xs)}/{len(xs)}"))
@@ -489,21 +489,21 @@ def run_c7(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
                     chosen=", ".join("–" if x["learning_rate"] is None else
                                      f"{x['learning_rate']:g}" for x in xs),
                     edge=f"{edge}/{len(xs)}" + (" ⚠ widen the grid" if edge else ""),
-                    grid_s=_mean([x["grid_seconds"] for x in xs])))
+                    grid_s=mean_of([x["grid_seconds"] for x in xs])))
                 for b in steps_b:
                     bs = [x["budgets"][b] for x in xs]
                     budget_rows.append(dict(
                         cell=name, optimizer=OPTIMIZER_TITLES.get(opt, opt), start=t, budget=b,
-                        loss=_mean([y["test_loss"] for y in bs]),
-                        acc=_mean([y["test_accuracy"] for y in bs]),
+                        loss=mean_of([y["test_loss"] for y in bs]),
+                        acc=mean_of([y["test_accuracy"] for y in bs]),
                         lr=", ".join("–" if y["learning_rate"] is None else
                                      f"{y['learning_rate']:g}" for y in bs)))
         sens_rows += sens
-        traj_png = f"c7_{_slug(task.name)}_h{H}.png"
+        traj_png = f"c7_{slug(task.name)}_h{H}.png"
         _plot(cell, out_dir / traj_png,
               f"C7 {name}, seed {cfg.seeds[0]}, chosen rates: validation/held-out loss, "
               "held-out accuracy", cfg.optimizers)
-        sens_png = f"c7_{_slug(task.name)}_h{H}_lr.png"
+        sens_png = f"c7_{slug(task.name)}_h{H}_lr.png"
         _plot_sensitivity(sens, out_dir / sens_png,
                           f"C7 {name}: held-out loss at the early-stopped checkpoint across the "
                           f"lr grid (mean of {len(cfg.seeds)} seeds)")
@@ -520,7 +520,7 @@ def run_c7(cfg: ReproduceConfig, tasks: TaskCache, out_dir: Path,
     stuck = {k: sum(r["starts"][k][o]["stuck"] for cell in results.values() for r in cell
                     for o in cfg.optimizers) for k, _ in STARTS}
     edges = [r for r in lr_rows if not r["edge"].startswith("0/")]
-    explicit_acc = _mean([r["explicit"]["warm"]["test_accuracy"] for cell in results.values()
+    explicit_acc = mean_of([r["explicit"]["warm"]["test_accuracy"] for cell in results.values()
                           for r in cell])
     max_diff = max(r["explicit"]["warm"]["forward_max_abs_diff"] for cell in results.values()
                    for r in cell)

@@ -182,9 +182,9 @@ def _layerwise(cfg, cache, out, progress) -> ClaimResult:
 
 
 def _networks(cfg, cache, out, progress) -> ClaimResult:
-    from xsol.experiments import layerwise
+    from xsol.experiments import networks
 
-    return layerwise.run_c7(cfg, cache, out, progress=progress)
+    return networks.run_c7(cfg, cache, out, progress=progress)
 
 
 def _beyond(cfg, cache, out, progress) -> ClaimResult:

@@ -27,7 +27,7 @@ import optax
 
 from xsol.solvers import scoring
 from xsol.train.metrics import weight_agreement
-from xsol.train.loop import _eval_sums, _prepare_xy, initial_params, loss_fn, sample_batch, \
+from xsol.train.loop import eval_sums, prepare_xy, initial_params, loss_fn, sample_batch, \
     stack_batches
 from xsol.train.trajectory import Trajectory, check_steps
 
@@ -121,7 +121,7 @@ def _grid_chunk(apply_fn, factory, batch_size):
 
 @functools.lru_cache(maxsize=None)
 def _grid_eval(apply_fn, with_grad):
-    f = functools.partial(_eval_sums, apply_fn=apply_fn, with_grad=with_grad)
+    f = functools.partial(eval_sums, apply_fn=apply_fn, with_grad=with_grad)
     return jax.jit(jax.vmap(f, in_axes=(0, None, None, None)))
 
 
@@ -186,7 +186,7 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
     norms = model.layer_normalizations()
     is_lm = getattr(model, "task", "classification") == "lm"
 
-    Xh, yh = _prepare_xy(model, X, y)
+    Xh, yh = prepare_xy(model, X, y)
     X_dev, y_dev = jnp.asarray(Xh), jnp.asarray(yh, jnp.int32)
     G = len(lrs)
     if eval_batch_size is None:
@@ -201,7 +201,7 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
         subset = stack_batches(X_dev[pick], y_dev[pick], eval_batch_size)
     for name, pair in (("val", validation), ("test", test)):
         if pair is not None:
-            Xs, ys = _prepare_xy(model, pair[0], pair[1])
+            Xs, ys = prepare_xy(model, pair[0], pair[1])
             sets[name] = stack_batches(Xs, ys, eval_batch_size)
 
     lr_dev = jnp.asarray(lrs, jnp.float32)

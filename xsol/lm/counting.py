@@ -26,11 +26,11 @@ import numpy as np
 from xsol.core.inputs import aligned_empty
 from xsol.solvers.dense import available_cpus
 from xsol.stats.sparse import (
-    _count_sorted,
-    _feature_totals,
-    _key_dtype,
-    _label_counts,
-    _write_keys,
+    count_sorted,
+    count_feature_totals,
+    key_dtype,
+    count_labels,
+    write_keys,
 )
 from xsol.stats.accumulators import CoocStats, count_dtype, max_count
 
@@ -38,11 +38,11 @@ from xsol.stats.accumulators import CoocStats, count_dtype, max_count
 def _chunk_pairs(X: np.ndarray, y: np.ndarray, V: int, N: int):
     """Sorted distinct flat keys of one chunk and their counts, plus row and label counts."""
     B, K = X.shape
-    keys = np.empty(B * K, _key_dtype(K * V * N))
-    _write_keys(X, y, V, N, keys)
+    keys = np.empty(B * K, key_dtype(K * V * N))
+    write_keys(X, y, V, N, keys)
     keys.sort()
-    uniq, counts = _count_sorted(keys)
-    return uniq, counts, _feature_totals(X, V), _label_counts(y, N), B
+    uniq, counts = count_sorted(keys)
+    return uniq, counts, count_feature_totals(X, V), count_labels(y, N), B
 
 
 def count_windows_host(batches: Iterable, vocab_size: int, num_classes: int, window: int, *,

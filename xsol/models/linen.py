@@ -63,12 +63,12 @@ def _key(seed_or_key) -> jax.Array:
     return seed_or_key
 
 
-def _check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _as_pair(source, shape: tuple[int, int], what: str, *, kind: str, normalize: str,
+def as_pair(source, shape: tuple[int, int], what: str, *, kind: str, normalize: str,
              vocab_size: int | None = None, window: int | None = None):
     """``(W, b)`` float32 from an ExplicitSolution, a ``(W, b)`` pair or a bare ``W``.
 
@@ -121,7 +121,7 @@ def _as_pair(source, shape: tuple[int, int], what: str, *, kind: str, normalize:
         )
     if b is None:
         b = jnp.zeros((shape[1],), jnp.float32)
-        if _is_sharded(W):  # replicated on W's mesh, next to W's rows
+        if is_sharded(W):  # replicated on W's mesh, next to W's rows
             b = jax.device_put(b, NamedSharding(W.sharding.mesh, P()))
     else:
         b = jnp.asarray(b, jnp.float32)
@@ -130,7 +130,7 @@ def _as_pair(source, shape: tuple[int, int], what: str, *, kind: str, normalize:
     return W, b
 
 
-def _is_sharded(x) -> bool:
+def is_sharded(x) -> bool:
     """Whether ``x`` is a concrete ``jax.Array`` split or replicated over a mesh of devices."""
     return (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
             and isinstance(x.sharding, NamedSharding) and len(x.sharding.device_set) > 1)
@@ -178,14 +178,14 @@ def layer_logits(W, b, X, kind: str, normalize: str):
     return inputs.linear_logits(W, b, X, kind, normalize)
 
 
-def _prepare_dense(X, num_features: int):
+def prepare_dense(X, num_features: int):
     X, _ = prepare_inputs(X, "dense")
     if X.shape[1] != num_features:
         raise ValueError(f"X has {X.shape[1]} features, the model expects {num_features}")
     return X
 
 
-def _prepare_ids(X, vocab_size: int, window: int):
+def prepare_ids(X, vocab_size: int, window: int):
     X = inputs.as_host_array(X)
     if np.shape(X)[0] == 0:
         raise ValueError("X is empty (0 examples); expected at least one example")
@@ -233,8 +233,8 @@ class SoftmaxRegression(_OneLayer, nn.Module):
     task: ClassVar[str] = "classification"
 
     def __post_init__(self):
-        _check_positive_int("num_features", self.num_features)
-        _check_positive_int("num_classes", self.num_classes)
+        check_positive_int("num_features", self.num_features)
+        check_positive_int("num_classes", self.num_classes)
         inputs.check_normalize(self.normalize)
         super().__post_init__()
 
@@ -262,14 +262,14 @@ class SoftmaxRegression(_OneLayer, nn.Module):
         Returns:
           The params dict, float32.
         """
-        W, b = _as_pair(source, (self.num_features, self.num_classes), "SoftmaxRegression",
+        W, b = as_pair(source, (self.num_features, self.num_classes), "SoftmaxRegression",
                         kind="dense", normalize=self.normalize)
         return {"W": W, "b": b}
 
     @nn.nowrap
     def prepare(self, X):
         """Validates dense features ``(B, M)`` (non-negative, finite) on the host."""
-        return _prepare_dense(X, self.num_features)
+        return prepare_dense(X, self.num_features)
 
 
 class TokenLM(_OneLayer, nn.Module):
@@ -299,10 +299,10 @@ class TokenLM(_OneLayer, nn.Module):
     task: ClassVar[str] = "lm"
 
     def __post_init__(self):
-        _check_positive_int("vocab_size", self.vocab_size)
-        _check_positive_int("window", self.window)
+        check_positive_int("vocab_size", self.vocab_size)
+        check_positive_int("window", self.window)
         if self.num_classes is not None:
-            _check_positive_int("num_classes", self.num_classes)
+            check_positive_int("num_classes", self.num_classes)
         inputs.check_normalize(self.normalize)
         super().__post_init__()
 
@@ -343,14 +343,14 @@ class TokenLM(_OneLayer, nn.Module):
         Returns:
           The params dict, float32.
         """
-        W, b = _as_pair(source, (self.num_features, self.num_outputs), "TokenLM", kind="ids",
+        W, b = as_pair(source, (self.num_features, self.num_outputs), "TokenLM", kind="ids",
                         normalize=self.normalize, vocab_size=self.vocab_size, window=self.window)
         return {"W": W, "b": b}
 
     @nn.nowrap
     def prepare(self, X):
         """Validates token ids ``(B,)`` or ``(B, K)`` on the host; returns int32 ``(B, K)``."""
-        return _prepare_ids(X, self.vocab_size, self.window)
+        return prepare_ids(X, self.vocab_size, self.window)
 
 
 class _SoftmaxLayer(nn.Module):
@@ -370,7 +370,7 @@ class _SoftmaxLayer(nn.Module):
         return layer_logits(W, b, x, self.kind, self.normalize)
 
 
-def _activation(name: str, z):
+def resolve_activation(name: str, z):
     if name == "softmax":
         return jax.nn.softmax(z, axis=-1)
     if name == "sigmoid":
@@ -417,12 +417,12 @@ class MLP(nn.Module):
     task: ClassVar[str] = "classification"
 
     def __post_init__(self):
-        _check_positive_int("num_features", self.num_features)
-        _check_positive_int("num_classes", self.num_classes)
+        check_positive_int("num_features", self.num_features)
+        check_positive_int("num_classes", self.num_classes)
         if isinstance(self.hidden, (int, np.integer)):
             raise ValueError(f"hidden must be a sequence of widths, e.g. ({self.hidden},)")
         for w in self.hidden:
-            _check_positive_int("every hidden width", w)
+            check_positive_int("every hidden width", w)
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {ACTIVATIONS} (positive, so every layer's "
@@ -432,7 +432,7 @@ class MLP(nn.Module):
         inputs.check_normalize(self.hidden_normalize)
         if self.input_kind not in ("dense", "ids"):
             raise ValueError(f"input_kind must be 'dense' or 'ids', got {self.input_kind!r}")
-        _check_positive_int("window", self.window)
+        check_positive_int("window", self.window)
         if self.input_kind == "ids" and self.num_features % self.window:
             raise ValueError(
                 f"num_features={self.num_features} is not a multiple of window={self.window}; "
@@ -468,7 +468,7 @@ class MLP(nn.Module):
             X = X[:, None]
         hs, h = [X], X
         for layer in self.layers[:-1]:
-            h = _activation(self.activation, layer(h))
+            h = resolve_activation(self.activation, layer(h))
             hs.append(h)
         return hs
 
@@ -529,7 +529,7 @@ class MLP(nn.Module):
         params = {}
         for l, src in enumerate(layers):
             kind = self.input_kind if l == 0 else "dense"
-            W, b = _as_pair(src, (sizes[l], sizes[l + 1]), f"MLP layer {l}", kind=kind,
+            W, b = as_pair(src, (sizes[l], sizes[l + 1]), f"MLP layer {l}", kind=kind,
                             normalize=norms[l], vocab_size=sizes[0] // self.window,
                             window=self.window)
             params[f"layers_{l}"] = {"W": W, "b": b}
@@ -545,8 +545,8 @@ class MLP(nn.Module):
     def prepare(self, X):
         """Validates the network input on the host (dense features or token ids)."""
         if self.input_kind == "ids":
-            return _prepare_ids(X, self.num_features // self.window, self.window)
-        return _prepare_dense(X, self.num_features)
+            return prepare_ids(X, self.num_features // self.window, self.window)
+        return prepare_dense(X, self.num_features)
 
 
 def layer_inputs(model: MLP, params: Params, X) -> list:

@@ -50,12 +50,12 @@ from xsol.core import inputs
 from xsol.models import linen as linen_models
 from xsol.solvers.explicit import ExplicitSolution
 from xsol.models.linen import (
-    _activation,
-    _as_pair,
-    _check_positive_int,
-    _is_sharded,
-    _prepare_dense,
-    _prepare_ids,
+    resolve_activation,
+    as_pair,
+    check_positive_int,
+    is_sharded,
+    prepare_dense,
+    prepare_ids,
     layer_logits,
 )
 
@@ -88,7 +88,7 @@ def _param(x) -> nnx.Param:
     ``nnx.with_partitioning``; the array is already placed, so it is not moved
     (``eager_sharding=False``).
     """
-    if _is_sharded(x):
+    if is_sharded(x):
         spec = tuple(x.sharding.spec) + (None,) * (x.ndim - len(x.sharding.spec))
         if any(a is not None for a in spec):
             return nnx.Param(x, out_sharding=spec, mesh=x.sharding.mesh, eager_sharding=False)
@@ -103,7 +103,7 @@ def _explicit_model(cls, source, config: dict, rngs):
     ``(M, N)`` matrix is ever allocated on one device; otherwise it is
     initialized with ``rngs`` and updated.
     """
-    if _is_sharded(_source_weights(source)):
+    if is_sharded(_source_weights(source)):
         abstract = nnx.eval_shape(lambda: cls(**config, rngs=nnx.Rngs(0)))
         graphdef, _ = nnx.split(abstract)
         return nnx.merge(graphdef, abstract.explicit_params(source))
@@ -254,8 +254,8 @@ class SoftmaxRegression(_OneLayer):
     def __init__(self, num_features: int, num_classes: int, *, normalize: str = "l1",
                  kernel_init: Initializer = _lecun_normal, bias_init: Initializer = _zeros,
                  rngs: nnx.Rngs | int | None = None):
-        _check_positive_int("num_features", num_features)
-        _check_positive_int("num_classes", num_classes)
+        check_positive_int("num_features", num_features)
+        check_positive_int("num_classes", num_classes)
         inputs.check_normalize(normalize)
         self.num_features, self.num_classes = int(num_features), int(num_classes)
         self.normalize = normalize
@@ -283,7 +283,7 @@ class SoftmaxRegression(_OneLayer):
         Returns:
           A State for ``nnx.update(model, state)``, float32.
         """
-        W, b = _as_pair(source, (self.num_features, self.num_classes), "SoftmaxRegression",
+        W, b = as_pair(source, (self.num_features, self.num_classes), "SoftmaxRegression",
                         kind="dense", normalize=self.normalize)
         return nnx.State({"W": _param(W), "b": _param(b)})
 
@@ -310,7 +310,7 @@ class SoftmaxRegression(_OneLayer):
 
     def prepare(self, X):
         """Validates dense features ``(B, M)`` (non-negative, finite) on the host."""
-        return _prepare_dense(X, self.num_features)
+        return prepare_dense(X, self.num_features)
 
 
 class TokenLM(_OneLayer):
@@ -336,10 +336,10 @@ class TokenLM(_OneLayer):
     def __init__(self, vocab_size: int, window: int = 1, num_classes: int | None = None, *,
                  normalize: str = "l1", kernel_init: Initializer = _lecun_normal,
                  bias_init: Initializer = _zeros, rngs: nnx.Rngs | int | None = None):
-        _check_positive_int("vocab_size", vocab_size)
-        _check_positive_int("window", window)
+        check_positive_int("vocab_size", vocab_size)
+        check_positive_int("window", window)
         if num_classes is not None:
-            _check_positive_int("num_classes", num_classes)
+            check_positive_int("num_classes", num_classes)
         inputs.check_normalize(normalize)
         self.vocab_size, self.window = int(vocab_size), int(window)
         self.num_classes = None if num_classes is None else int(num_classes)
@@ -371,7 +371,7 @@ class TokenLM(_OneLayer):
 
     def explicit_params(self, source) -> nnx.State:
         """Parameters ``{W, b}`` from explicit weights, as in :class:`xsol.models.linen.TokenLM`."""
-        W, b = _as_pair(source, (self.num_features, self.num_outputs), "TokenLM", kind="ids",
+        W, b = as_pair(source, (self.num_features, self.num_outputs), "TokenLM", kind="ids",
                         normalize=self.normalize, vocab_size=self.vocab_size, window=self.window)
         return nnx.State({"W": _param(W), "b": _param(b)})
 
@@ -411,7 +411,7 @@ class TokenLM(_OneLayer):
 
     def prepare(self, X):
         """Validates token ids ``(B,)`` or ``(B, K)`` on the host; returns int32 ``(B, K)``."""
-        return _prepare_ids(X, self.vocab_size, self.window)
+        return prepare_ids(X, self.vocab_size, self.window)
 
 
 class MLP(_Model):
@@ -493,7 +493,7 @@ class MLP(_Model):
             X = X[:, None]
         hs, h = [X], X
         for layer in list(self.layers)[:-1]:
-            h = _activation(self.activation, layer(h))
+            h = resolve_activation(self.activation, layer(h))
             hs.append(h)
         return hs
 
@@ -559,8 +559,8 @@ class MLP(_Model):
     def prepare(self, X):
         """Validates the network input on the host (dense features or token ids)."""
         if self.input_kind == "ids":
-            return _prepare_ids(X, self.num_features // self.window, self.window)
-        return _prepare_dense(X, self.num_features)
+            return prepare_ids(X, self.num_features // self.window, self.window)
+        return prepare_dense(X, self.num_features)
 
 
 def _source_weights(source):

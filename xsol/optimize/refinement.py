@@ -296,7 +296,7 @@ class _Problem:
         self.rows = min(rows, self.B)
         self.sparse = inputs.is_sparse(X)
         self.X, self.y = X, y
-        self.spans = list(scoring._batches(self.B, self.rows))
+        self.spans = list(scoring.batch_spans(self.B, self.rows))
         self._cache = None
         # What the kernel is told about normalization: dense batches that fit are
         # stored already normalized, so no pass repeats that work.
@@ -305,10 +305,10 @@ class _Problem:
             pre = kind == "dense" and _fits_normalized(self.B, self.M)
             self._cache = []
             for lo, hi in self.spans:
-                Xb = jax.device_put(scoring._slice(X, lo, hi, self.rows))
+                Xb = jax.device_put(scoring.padded_slice(X, lo, hi, self.rows))
                 if pre:
                     Xb = _normalized(Xb, normalize=normalize)
-                self._cache.append((Xb, jax.device_put(scoring._slice(y, lo, hi, self.rows)),
+                self._cache.append((Xb, jax.device_put(scoring.padded_slice(y, lo, hi, self.rows)),
                                     hi - lo))
             if pre:
                 self.kernel_normalize = "none"
@@ -318,7 +318,7 @@ class _Problem:
             yield from self._cache
             return
         for lo, hi in self.spans:  # sparse rows: densified a batch at a time
-            yield scoring._slice(self.X, lo, hi, self.rows), scoring._slice(self.y, lo, hi,
+            yield scoring.padded_slice(self.X, lo, hi, self.rows), scoring.padded_slice(self.y, lo, hi,
                                                                             self.rows), hi - lo
 
     @functools.cached_property

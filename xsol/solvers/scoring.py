@@ -68,7 +68,8 @@ def rows_per_batch(num_classes: int, num_examples: int | None = None, *,
     return rows
 
 
-def _batches(n: int, rows: int) -> Iterator[tuple[int, int]]:
+def batch_spans(n: int, rows: int) -> Iterator[tuple[int, int]]:
+    """``(lo, hi)`` spans of ``rows`` rows covering ``range(n)`` (the last one may be shorter)."""
     for lo in range(0, n, rows):
         yield lo, min(n, lo + rows)
 
@@ -82,7 +83,7 @@ def _pad(a: np.ndarray, rows: int, fill=0) -> np.ndarray:
     return out
 
 
-def _slice(X, lo: int, hi: int, rows: int):
+def padded_slice(X, lo: int, hi: int, rows: int):
     """``X[lo:hi]`` padded to ``rows`` rows (host arrays padded on the host)."""
     part = X[lo:hi]
     if inputs.is_sparse(part):
@@ -134,7 +135,7 @@ def row_log_normalizers(weights, bias, rows, *, inverse_temperature: float = 1.0
     step = batch_rows or rows_per_batch(N, len(rows))
     beta = jnp.float32(inverse_temperature)
     out = np.empty(len(rows), np.float64)
-    for lo, hi in _batches(len(rows), step):
+    for lo, hi in batch_spans(len(rows), step):
         r = _pad(rows[lo:hi], step)
         out[lo:hi] = np.asarray(_row_lse(weights, bias, beta, r))[: hi - lo]
     return out
@@ -146,7 +147,7 @@ def _gather_total(weights, bias, beta, x1: np.ndarray, y, batch_rows: int | None
     step = batch_rows or max(1, min(n, 1 << 20))
     y = np.asarray(y, np.int32)
     total = 0.0
-    for lo, hi in _batches(n, step):
+    for lo, hi in batch_spans(n, step):
         g = _gathered(weights, bias, beta, _pad(x1[lo:hi], step), _pad(y[lo:hi], step))
         total += float(np.sum(np.asarray(g)[: hi - lo], dtype=np.float64))
     return total
@@ -204,9 +205,9 @@ def nll_sum(weights, bias, X, y, *, kind: str, normalize: str = "l1",
             weights, bias, beta, x1, y, batch_rows)
     step = batch_rows or rows_per_batch(N, n)
     total, correct = 0.0, 0
-    for lo, hi in _batches(n, step):
-        s, c = _batch_sums(weights, bias, beta, _slice(X, lo, hi, step),
-                           _slice(y, lo, hi, step), hi - lo, kind=kind, normalize=normalize)
+    for lo, hi in batch_spans(n, step):
+        s, c = _batch_sums(weights, bias, beta, padded_slice(X, lo, hi, step),
+                           padded_slice(y, lo, hi, step), hi - lo, kind=kind, normalize=normalize)
         total += float(s)
         correct += int(c)
     return (total, correct) if with_accuracy else total
@@ -229,15 +230,15 @@ def predict(weights, bias, X, *, kind: str, normalize: str = "l1",
         seen = np.unique(x1)
         per_row = np.empty(int(weights.shape[0]), np.int64)
         step = batch_rows or rows_per_batch(int(weights.shape[1]), len(seen))
-        for lo, hi in _batches(len(seen), step):
+        for lo, hi in batch_spans(len(seen), step):
             r = _pad(seen[lo:hi].astype(np.int32), step)[:, None]
             per_row[seen[lo:hi]] = np.asarray(_batch_argmax(
                 weights, bias, beta, r, kind=kind, normalize=normalize))[: hi - lo]
         return per_row[x1]
     step = batch_rows or rows_per_batch(int(weights.shape[1]), n)
     out = np.empty(n, np.int64)
-    for lo, hi in _batches(n, step):
-        out[lo:hi] = np.asarray(_batch_argmax(weights, bias, beta, _slice(X, lo, hi, step),
+    for lo, hi in batch_spans(n, step):
+        out[lo:hi] = np.asarray(_batch_argmax(weights, bias, beta, padded_slice(X, lo, hi, step),
                                               kind=kind, normalize=normalize))[: hi - lo]
     return out
 
@@ -264,8 +265,8 @@ def predict_proba(weights, bias, X, *, kind: str, normalize: str = "l1",
     step = batch_rows or rows_per_batch(N, n)
     beta = jnp.float32(inverse_temperature)
     out = np.empty((n, N), np.float32)
-    for lo, hi in _batches(n, step):
-        out[lo:hi] = np.asarray(_batch_proba(weights, bias, beta, _slice(X, lo, hi, step),
+    for lo, hi in batch_spans(n, step):
+        out[lo:hi] = np.asarray(_batch_proba(weights, bias, beta, padded_slice(X, lo, hi, step),
                                              kind=kind, normalize=normalize, log=log))[: hi - lo]
     return out
 
@@ -314,7 +315,7 @@ def fit_inverse_temperature(weights, bias, X, y, *, kind: str, normalize: str = 
                                   batch_rows)
         step = batch_rows or rows_per_batch(N, len(seen))
         groups = [(_pad(seen[lo:hi], step)[:, None], _pad(counts[seen[lo:hi]], step),
-                   hi - lo) for lo, hi in _batches(len(seen), step)]
+                   hi - lo) for lo, hi in batch_spans(len(seen), step)]
     else:
         step = batch_rows or rows_per_batch(N, n)
         s_y_total = None
@@ -322,7 +323,7 @@ def fit_inverse_temperature(weights, bias, X, y, *, kind: str, normalize: str = 
             from xsol.solvers.temperature import fit_inverse_temperature as newton  # noqa: PLC0415
 
             scores = _batch_logits(weights, jnp.zeros_like(bias), jnp.float32(1.0),
-                                   _slice(X, 0, n, n), kind=kind, normalize=normalize)
+                                   padded_slice(X, 0, n, n), kind=kind, normalize=normalize)
             return newton(scores, bias, jnp.asarray(y))
     beta = 1.0
     for _ in range(max_iter):
@@ -337,9 +338,9 @@ def fit_inverse_temperature(weights, bias, X, y, *, kind: str, normalize: str = 
                 var_sum += float(v)
             sy = s_y_total
         else:
-            for lo, hi in _batches(n, step):
+            for lo, hi in batch_spans(n, step):
                 m, v, s = _batch_moments(weights, bias, jnp.float32(beta),
-                                         _slice(X, lo, hi, step), _slice(y, lo, hi, step),
+                                         padded_slice(X, lo, hi, step), padded_slice(y, lo, hi, step),
                                          hi - lo, kind=kind, normalize=normalize)
                 mean_sum += float(m)
                 var_sum += float(v)

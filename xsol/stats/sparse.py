@@ -57,7 +57,7 @@ DEFAULT_SMOOTHING = defaults.SMOOTHING
 _SCORE_CHUNK = 1 << 22
 
 
-def _key_dtype(num_keys: int) -> np.dtype:
+def key_dtype(num_keys: int) -> np.dtype:
     """The narrowest unsigned dtype that holds keys ``0 .. num_keys - 1`` (sorting is faster)."""
     return np.dtype(np.uint32 if num_keys <= 1 << 32 else np.uint64)
 
@@ -273,15 +273,15 @@ def sparse_cooccurrence(X, y, vocab_size: int, num_classes: int | None = None) -
     """
     X, y, V, N = _prepare_ids(X, y, vocab_size, num_classes)
     B, K = X.shape
-    keys = np.empty(B * K, _key_dtype(K * V * N))
-    _write_keys(X, y, V, N, keys)
+    keys = np.empty(B * K, key_dtype(K * V * N))
+    write_keys(X, y, V, N, keys)
     keys.sort()
-    uniq, counts = _count_sorted(keys)
-    return SparseStats(uniq, counts, _feature_totals(X, V), _label_counts(y, N), int(B), V, N,
+    uniq, counts = count_sorted(keys)
+    return SparseStats(uniq, counts, count_feature_totals(X, V), count_labels(y, N), int(B), V, N,
                        int(K))
 
 
-def _write_keys(X: np.ndarray, y: np.ndarray, V: int, N: int, out: np.ndarray) -> None:
+def write_keys(X: np.ndarray, y: np.ndarray, V: int, N: int, out: np.ndarray) -> None:
     """Writes the flat keys ``(k * V + X[t, k]) * N + y_t`` of a batch into ``out`` (``B K``)."""
     B, K = X.shape
     kd = out.dtype
@@ -293,7 +293,7 @@ def _write_keys(X: np.ndarray, y: np.ndarray, V: int, N: int, out: np.ndarray) -
         part += yk
 
 
-def _count_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def count_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique keys (int64) and how often each occurs (int64) in a sorted array."""
     starts = _runs(keys)
     counts = np.empty(len(starts), np.int64)
@@ -303,12 +303,12 @@ def _count_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys[starts].astype(np.int64), counts
 
 
-def _feature_totals(X: np.ndarray, V: int) -> np.ndarray:
+def count_feature_totals(X: np.ndarray, V: int) -> np.ndarray:
     return np.concatenate([np.bincount(X[:, k], minlength=V) for k in range(X.shape[1])]) \
         .astype(np.int64)
 
 
-def _label_counts(y: np.ndarray, N: int) -> np.ndarray:
+def count_labels(y: np.ndarray, N: int) -> np.ndarray:
     return np.bincount(y, minlength=N).astype(np.int64)
 
 
@@ -353,7 +353,7 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
             return
         part = buf[:fill]
         part.sort()
-        keys, counts = _count_sorted(part)
+        keys, counts = count_sorted(part)
         fill = 0
         s = SparseStats(keys, counts, np.zeros(0, np.int64), np.zeros(0, np.int64), 0, V, N, K)
         while stack and stack[-1].nnz <= s.nnz:
@@ -365,7 +365,7 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
             X, y, V_i, N_i = _prepare_ids(X, y, vocab_size, num_classes)
             if buf is None:
                 V, N, K = V_i, N_i, X.shape[1]
-                kd = _key_dtype(K * V * N)
+                kd = key_dtype(K * V * N)
                 # A fixed buffer of about 512 MiB: 2**27 uint32 keys, or half as many uint64.
                 keys = int(buffer_keys) if kd.itemsize == 4 else max(1, int(buffer_keys) // 2)
                 buf = np.empty(max(keys, X.size), kd)
@@ -380,10 +380,10 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
             Xc, yc = X[lo:lo + len(buf) // K], y[lo:lo + len(buf) // K]
             if fill + Xc.size > len(buf):
                 flush()
-            _write_keys(Xc, yc, V, N, buf[fill:fill + Xc.size])
+            write_keys(Xc, yc, V, N, buf[fill:fill + Xc.size])
             fill += Xc.size
-        totals += _feature_totals(X, V)
-        labels += _label_counts(y, N)
+        totals += count_feature_totals(X, V)
+        labels += count_labels(y, N)
         n_examples += X.shape[0]
     if buf is None:
         raise ValueError("no batches: the data is empty; expected at least one (X, y) batch")

@@ -247,7 +247,7 @@ def make_nnx_train_chunk(model: NNXModel, opt_def, *, batch_size: int | None):
     return jax.jit(run_chunk, donate_argnums=0)
 
 
-def _eval_sums(params, Xb, yb, mask, *, apply_fn, with_grad):
+def eval_sums(params, Xb, yb, mask, *, apply_fn, with_grad):
     """Sums of per-example loss, correct predictions and loss gradients over stacked batches."""
 
     def batch_sums(p, X, y, m):
@@ -309,7 +309,7 @@ def stack_batches(X, y, batch_size: int | None) -> EvalData:
 
 @functools.lru_cache(maxsize=None)
 def _eval_fn(apply_fn, with_grad):
-    return jax.jit(functools.partial(_eval_sums, apply_fn=apply_fn, with_grad=with_grad))
+    return jax.jit(functools.partial(eval_sums, apply_fn=apply_fn, with_grad=with_grad))
 
 
 def evaluate(model, params, data: EvalData, *, with_grad: bool = False) -> dict:
@@ -459,7 +459,7 @@ def _nnx_state(model: NNXModel, params, what: str):
     return state
 
 
-def _prepare_xy(model, X, y):
+def prepare_xy(model, X, y):
     X = model.prepare(X)
     num_classes = getattr(model, "num_outputs", getattr(model, "num_classes", None))
     y = inputs.check_labels(y, X.shape[0], num_classes)
@@ -565,7 +565,7 @@ def train_and_evaluate(
     norms = model.layer_normalizations()
     task = getattr(model, "task", "classification")
 
-    Xh, yh = _prepare_xy(model, X, y)
+    Xh, yh = prepare_xy(model, X, y)
     X_dev, y_dev = jnp.asarray(Xh), jnp.asarray(yh, jnp.int32)
     if eval_batch_size is None:
         width = max(int(W.shape[1]) for W, _ in model.layer_weights(params))
@@ -576,7 +576,7 @@ def train_and_evaluate(
     if test is not None:
         if not isinstance(test, (tuple, list)) or len(test) != 2:
             raise ValueError("test must be a pair (X_test, y_test)")
-        Xt, yt = _prepare_xy(model, test[0], test[1])
+        Xt, yt = prepare_xy(model, test[0], test[1])
         test_eval = stack_batches(Xt, yt, eval_batch_size)
 
     # Own copies: the chunk donates its state, which must not free the caller's arrays.

@@ -32,11 +32,16 @@ def test_no_private_name_is_imported_from_another_module():
 
 
 def test_no_mock_in_the_library():
+    def uses_mock(node):
+        if isinstance(node, ast.ImportFrom):
+            return (node.module or "").startswith("unittest.mock") or (
+                node.module == "unittest" and any(a.name == "mock" for a in node.names))
+        if isinstance(node, ast.Import):
+            return any(a.name.startswith("unittest.mock") for a in node.names)
+        return False
+
     users = [str(p.relative_to(PACKAGE.parent)) for p, tree in _modules()
-             if any(isinstance(n, (ast.Import, ast.ImportFrom))
-                    and "unittest.mock" in ((n.module or "") if isinstance(n, ast.ImportFrom)
-                                            else " ".join(a.name for a in n.names))
-                    for n in ast.walk(tree))]
+             if any(uses_mock(n) for n in ast.walk(tree))]
     assert not users, users
 
 

@@ -66,7 +66,6 @@ across the two measures.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import pathlib
 import time
@@ -90,6 +89,7 @@ from xsol.solvers.explicit import fit_explicit
 from xsol.models.linen import SoftmaxRegression, TokenLM
 from xsol.core.serialize import save_figure
 from xsol.solvers.explicit import linear_logits_compiled
+from xsol.solvers import temperature
 from xsol.solvers.formula import explicit_weights_compiled
 from xsol.train.loop import create_train_state, loss_fn, make_train_step, sample_batch
 
@@ -97,8 +97,6 @@ from xsol.train.loop import create_train_state, loss_fn, make_train_step, sample
 OPTIMUM_SMOOTHING = 1e-8
 #: The LM target: the optimum's training loss times ``1 + LM_TOLERANCE``.
 LM_TOLERANCE = 0.01
-#: Newton steps of :mod:`xsol.solvers.temperature` (used when they cannot be read off its jaxpr).
-NEWTON_STEPS_FALLBACK = 50
 #: Full training loss checked every this many steps when training on minibatches.
 EVAL_EVERY = 10
 #: The two cost measures: key -> how the report names it. Each has its own verdict.
@@ -232,33 +230,15 @@ class _KMeansRecorder:
 
     def __init__(self):
         self.fits = []
-        self._patches = []
+        self._recording = None
 
     def __enter__(self):
-        from unittest import mock
-
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-
-        for cls in (KMeans, MiniBatchKMeans):
-            original = cls.fit
-
-            def fit(est, X, *args, _original=original, **kwargs):
-                out = _original(est, X, *args, **kwargs)
-                n_init = est.n_init if isinstance(est.n_init, int) else 1
-                self.fits.append({"examples": int(X.shape[0]), "features": int(X.shape[1]),
-                                  "clusters": int(est.n_clusters), "restarts": int(n_init),
-                                  "iterations": int(getattr(est, "n_iter_", 0))})
-                return out
-
-            p = mock.patch.object(cls, "fit", fit)
-            p.start()
-            self._patches.append(p)
+        self._recording = layerwise.record_kmeans()
+        self.fits = self._recording.__enter__()
         return self
 
     def __exit__(self, *exc):
-        for p in self._patches:
-            p.stop()
-        return False
+        return self._recording.__exit__(*exc)
 
     def flops(self) -> float:
         return float(sum(f["restarts"] * f["iterations"]
@@ -266,32 +246,9 @@ class _KMeansRecorder:
                          for f in self.fits))
 
 
-def _newton_steps() -> int | None:
-    """The iteration cap of :mod:`xsol.solvers.temperature`'s Newton loop, read off its jaxpr."""
-    try:
-        from xsol.solvers import temperature
-
-        s = jnp.ones((2, 2), jnp.float32)
-        jx = jax.make_jaxpr(temperature._newton)(s, jnp.zeros(2), jnp.zeros(2, jnp.int32),
-                                                 jnp.float32(1.0))
-
-        def walk(j):
-            for e in j.eqns:
-                if e.primitive.name == "while":
-                    for ce in e.params["cond_jaxpr"].jaxpr.eqns:
-                        if ce.primitive.name == "lt" and hasattr(ce.invars[1], "val"):
-                            return int(ce.invars[1].val)
-                for v in e.params.values():
-                    inner = getattr(v, "jaxpr", v)
-                    if hasattr(inner, "eqns"):
-                        r = walk(inner)
-                        if r:
-                            return r
-            return None
-
-        return walk(jx.jaxpr)
-    except Exception:  # noqa: BLE001
-        return None
+def _newton_steps() -> int:
+    """The iteration cap of :mod:`xsol.solvers.temperature`'s Newton loop."""
+    return temperature.MAX_NEWTON_STEPS
 
 
 # --------------------------------------------------------------------------- explicit side
@@ -392,13 +349,11 @@ def calibration_flops(sol, X, y) -> dict:
                                           normalize=sol.normalize).compile())
     steps = _newton_steps()
     try:
-        from xsol.solvers import temperature
-
         s = jnp.zeros((B, N), jnp.float32)
-        nf = compiled_flops(temperature._newton.lower(s, sol.bias, yd, jnp.float32(1)).compile())
+        nf = compiled_flops(temperature.newton_inverse_temperature.lower(s, sol.bias, yd, jnp.float32(1)).compile())
     except Exception:  # noqa: BLE001
         nf = None
-    iters = steps or NEWTON_STEPS_FALLBACK
+    iters = steps
     if sc is None or nf is None:
         return {"flops": 2.0 * B * M * N + iters * 12.0 * B * N, "flops_source": "analytic",
                 "newton_steps": iters}

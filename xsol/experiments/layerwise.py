@@ -57,6 +57,8 @@ Claim C7 (warm start + backprop in networks with two hidden layers) lives in
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import functools
 import math
@@ -136,7 +138,33 @@ def _kmeans(X: np.ndarray, k: int, seed: int) -> np.ndarray:
     else:
         km = KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed)
     with threadpool_limits(limits=1):
-        return km.fit_predict(X).astype(np.int32)
+        labels = km.fit_predict(X).astype(np.int32)
+    for log in _KMEANS_LOGS:
+        log.append({"examples": int(X.shape[0]), "features": int(X.shape[1]),
+                    "clusters": int(k), "restarts": int(KMEANS_N_INIT),
+                    "iterations": int(getattr(km, "n_iter_", 0))})
+    return labels
+
+
+#: The lists that :func:`record_kmeans` is filling (one per active ``with``).
+_KMEANS_LOGS: list[list[dict]] = []
+
+
+@contextlib.contextmanager
+def record_kmeans():
+    """Records every k-means clustering the layer-wise fit runs inside the ``with``.
+
+    Yields a list that receives one dict per clustering: ``examples``,
+    ``features``, ``clusters``, ``restarts`` (``n_init``) and ``iterations``
+    (scikit-learn's ``n_iter_`` of the best restart), from which the cost
+    measurement (C6) counts k-means FLOPs.
+    """
+    fits: list[dict] = []
+    _KMEANS_LOGS.append(fits)
+    try:
+        yield fits
+    finally:
+        _KMEANS_LOGS.remove(fits)
 
 
 def clusters_per_class(y, num_hidden: int, num_classes: int) -> np.ndarray:

@@ -4,12 +4,8 @@ A bigram language model over ``V = 64k`` tokens has ``V^2 = 4.3e9`` weights, 16
 GiB in float32, yet 10M tokens of text contain only a few million distinct
 pairs. This module never builds the dense matrix unless asked to.
 
-**Statistics.** Each example ``t`` and window position ``k`` contributes one
-count at the flat key ``(k * V + X[t, k]) * N + y_t`` (feature index
-``i = k * V + id``, as everywhere in xsol). Sorting the keys and counting runs
-gives the non-zero entries of ``F`` exactly (integers, int64), as a
-:class:`SparseStats`. Statistics of two streams merge by key (a merge of two
-sorted lists), so merging is exact and associative.
+The statistics are :class:`xsol.stats.SparseStats` (exact integer counts of
+the seen pairs only).
 
 **Solution.** With additive smoothing ``a > 0`` the explicit weights
 (docs/math.md section 1, A) are

@@ -18,8 +18,18 @@ import jax
 import jax.numpy as jnp
 
 
+#: The most damped Newton steps :func:`newton_inverse_temperature` takes.
+MAX_NEWTON_STEPS = 50
+
+
 @jax.jit
-def _newton(scores, bias, y, beta):
+def newton_inverse_temperature(scores, bias, y, beta):
+    """Damped Newton on the mean cross-entropy of ``beta * scores + bias`` in ``beta``.
+
+    At most :data:`MAX_NEWTON_STEPS` steps, stopping when a step falls below
+    ``1e-6 beta``; each step is at most ``-4 beta`` or ``+beta/2``, so ``beta``
+    stays positive.
+    """
     def step_size(beta):
         z = beta * scores + bias
         p = jax.nn.softmax(z, axis=-1)
@@ -33,7 +43,7 @@ def _newton(scores, bias, y, beta):
 
     def cond(carry):
         it, beta, step = carry
-        return (it < 50) & (jnp.abs(step) > 1e-6 * beta)
+        return (it < MAX_NEWTON_STEPS) & (jnp.abs(step) > 1e-6 * beta)
 
     def body(carry):
         it, beta, _ = carry
@@ -56,4 +66,4 @@ def fit_inverse_temperature(scores: jax.Array, bias: jax.Array, y: jax.Array) ->
       The fitted inverse temperature ``beta`` (a Python float).
     """
     scores = jnp.asarray(scores, jnp.float32)
-    return float(_newton(scores, jnp.asarray(bias, jnp.float32), jnp.asarray(y), jnp.float32(1.0)))
+    return float(newton_inverse_temperature(scores, jnp.asarray(bias, jnp.float32), jnp.asarray(y), jnp.float32(1.0)))

@@ -11,31 +11,9 @@ gives the non-zero entries of ``F`` exactly (integers, int64), as a
 :class:`SparseStats`. Statistics of two streams merge by key (a merge of two
 sorted lists), so merging is exact and associative.
 
-**Solution.** With additive smoothing ``a > 0`` the explicit weights
-(docs/math.md section 1, A) are
-
-    W_ij = log(F_ij + a) - log(f_i + N a)
-
-For an unseen pair (``F_ij = 0``) this is ``log a - log(f_i + N a)``, a constant
-per row. :class:`SparseExplicitLM` stores that row constant (``M`` numbers) and,
-for each seen pair, the correction ``d_ij = log(F_ij + a) - log a =
-log1p(F_ij / a) > 0``; ``W = rowconst[:, None] + D`` with ``D`` sparse.
-
-**Scoring without the dense matrix.** The logits of an example whose window
-has feature rows ``r_1..r_K`` are ``z_j = c sum_k W[r_k, j]`` (``c = 1/K`` for
-``normalize="l1"``, ``1`` for ``"none"``), i.e. ``z_j = C + g_j`` with
-``C = c sum_k rowconst[r_k]`` and ``g_j = c sum_k d[r_k, j]``, which is zero
-outside the union ``S`` of the rows' seen columns. Hence
-
-    logsumexp_j z_j = C + log(N + sum_{j in S} expm1(g_j))
-
-and the cross-entropy of label ``y`` is
-``log(N + sum_{j in S} expm1(g_j)) - g_y``: it costs the number of seen
-entries in the window's rows, not ``N``. For ``K = 1`` the rows are normalized
-distributions and this reduces to ``log(f_i + N a) - log(F_iy + a)``.
-
-Everything here runs in numpy on the host (sorting keys is what dominates);
-the dense weights, when they fit, are handed over as a JAX array.
+The explicit solution solved from them, stored and scored without the dense
+matrix, is :class:`xsol.solvers.SparseExplicitLM`. Everything here runs in
+numpy on the host (sorting keys is what dominates).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 * :mod:`~xsol.core.memory`: memory budgets (:class:`MemoryBudgetError`).
 * :mod:`~xsol.core.serialize`: strict JSON and atomic writes.
 * :mod:`~xsol.core.align`: 64-byte-aligned arrays, which JAX's CPU device takes without a copy.
+* :mod:`~xsol.core.checks`: small argument checks (positive integers), written once.
 * :mod:`~xsol.core.inputs`: input conventions, validation and logits.
 
 Nothing here imports another xsol stage.

@@ -50,6 +50,7 @@ import time
 
 import numpy as np
 
+from xsol.core.process_memory import process_status
 from xsol.core.serialize import atomic_open
 
 #: The Zipfian Markov chain's defaults (see :func:`write_markov_corpus`).
@@ -293,20 +294,6 @@ def distinct_pairs(ids: np.ndarray, window: int = 1) -> int:
 # imports numpy and NLTK only, an xsol child ``xsol`` and what it needs)
 # ---------------------------------------------------------------------------
 
-def _proc_status():
-    """``VmHWM``, ``VmRSS``, ``RssAnon`` and ``RssFile`` of this process in bytes (Linux)."""
-    out = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
-                    out[key] = int(value.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
-
-
 def _start_sampler(interval=0.01):
     """Samples ``RssAnon`` and ``RssFile`` in a thread; returns ``finish() -> their maxima``."""
     import threading  # noqa: PLC0415
@@ -315,7 +302,7 @@ def _start_sampler(interval=0.01):
     stop = threading.Event()
 
     def sample():
-        s = _proc_status()
+        s = process_status()
         for k in peak:
             peak[k] = max(peak[k], s.get(k, 0))
 
@@ -465,13 +452,13 @@ def _child_main():
 
     def measure():
         run, details = kinds[spec["kind"]](spec)
-        base = _proc_status()
+        base = process_status()
         finish = _start_sampler()
         t0 = time.perf_counter()
         obj = run()
         wall = time.perf_counter() - t0
         sampled = finish()
-        end = _proc_status()
+        end = process_status()
         out = {"wall_s": wall,
                "rss_after_import_bytes": base.get("VmRSS"),
                "rss_anon_after_import_bytes": base.get("RssAnon"),
@@ -496,7 +483,7 @@ def _child_main():
     print(json.dumps(out))
 
 
-_CHILD_FUNCTIONS = (_proc_status, _start_sampler, _kind_tokens, _kind_text, _kind_counter,
+_CHILD_FUNCTIONS = (process_status, _start_sampler, _kind_tokens, _kind_text, _kind_counter,
                     _kind_nltk, _child_main)
 
 

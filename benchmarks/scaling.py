@@ -36,7 +36,7 @@ def _run_point(spec: dict) -> dict:
     import xsol  # noqa: PLC0415
     from xsol.solvers import sparse  # noqa: PLC0415
     from benchmarks import tokens  # noqa: PLC0415
-    from benchmarks.timing import current_rss_bytes, max_rss_bytes, reset_peak_rss  # noqa: PLC0415
+    from xsol.core.process_memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss  # noqa: PLC0415
     from xsol.core.memory import MemoryBudgetError  # noqa: PLC0415
 
     n, V, K = int(spec["tokens"]), int(spec["vocab_size"]), int(spec.get("window", 1))
@@ -63,7 +63,7 @@ def _run_point(spec: dict) -> dict:
         t0 = time.perf_counter()
         model = fit()
         out["first_s"] = time.perf_counter() - t0
-        out["fit_peak_increase_bytes"] = max_rss_bytes() - out["rss_before_bytes"]
+        out["fit_peak_increase_bytes"] = peak_rss_bytes() - out["rss_before_bytes"]
         del model
         t0 = time.perf_counter()
         model = fit()
@@ -94,7 +94,7 @@ def _run_point(spec: dict) -> dict:
                 out["dense_weights"] = f"refused: {e}"
     if model is not None and method == "dense":
         out["table_bytes"] = int(np.prod(model.weights.shape)) * 4
-    out["peak_rss_bytes"] = max_rss_bytes()
+    out["peak_rss_bytes"] = peak_rss_bytes()
     return out
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import time
 from collections.abc import Callable
 
@@ -72,49 +71,6 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int,
         for name, fn in fns.items():
             times[name].append(clock(fn))
     return {name: summarize(first[name], times[name]) for name in fns}
-
-
-def current_rss_bytes() -> int:
-    """Resident set size of this process now (``/proc/self/statm``), 0 where unknown."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def max_rss_bytes() -> int:
-    """Peak resident set size of this process: ``VmHWM`` (Linux), else ``getrusage``.
-
-    ``VmHWM`` belongs to the process's own address space, so unlike
-    ``ru_maxrss`` it does not inherit the parent's size through ``fork``, and
-    :func:`reset_peak_rss` can restart it.
-    """
-    kib = _status_kib("VmHWM")
-    if kib is None:
-        kib = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return kib * 1024
-
-
-def reset_peak_rss() -> bool:
-    """Restarts the peak-RSS mark at the current RSS (Linux ``clear_refs``); False if unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _cpu_model() -> str:

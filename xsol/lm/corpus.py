@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import resource
-import sys
 import time
 from typing import Any, Iterable, Iterator
 
@@ -37,6 +35,7 @@ from xsol.solvers.explicit import DEFAULT_SMOOTHING, ExplicitSolution, solution_
 from xsol.lm.backend import BackendChoice, choose_backend
 from xsol.lm.counting import count_windows_host
 from xsol.core.memory import check_fits
+from xsol.core.process_memory import peak_rss_bytes
 from xsol.stats.accumulators import count_dtype
 from xsol.solvers.sparse import SparseExplicitLM
 from xsol.stats.sparse import SparseStats, sparse_accumulate
@@ -45,24 +44,6 @@ from xsol.stats.sparse import SparseStats, sparse_accumulate
 #: Held-out windows scored at once. The scoring's working arrays (distinct
 #: windows, looked-up entries) grow with it, so it is kept small.
 SCORE_CHUNK_TOKENS = 1 << 18
-
-
-def peak_rss_bytes() -> int:
-    """The process's peak resident memory so far, in bytes.
-
-    ``VmHWM`` from ``/proc/self/status`` on Linux (``getrusage``'s ``ru_maxrss``
-    elsewhere; on Linux that figure is inherited across ``fork``/``exec``, so a
-    child process would report its parent's peak).
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak) * (1 if sys.platform == "darwin" else 1024)
 
 
 @dataclasses.dataclass

@@ -7,7 +7,11 @@ A checkpoint is a directory::
       arrays/         the arrays: an Orbax checkpoint (``StandardCheckpointHandler``)
       tokenizer.json  only for a text model encoded by a Hugging Face tokenizer
 
-What is stored for each object:
+Which objects can be saved is not written here: each saved type registers
+itself where it is defined (:func:`xsol.core.saved.register_saved_type`, with
+the functions that turn it into arrays and JSON fields and back), so this
+module imports no model class and a new saved type needs no change here.
+What the library's types store:
 
 * :class:`xsol.ExplicitSolution`: arrays ``weights``, ``bias`` and its
   statistics ``cooc``, ``feature_totals``, ``label_counts``, ``num_examples``;
@@ -42,11 +46,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from xsol.core.saved import saved_type_named, saved_type_names, saved_type_of
+from xsol.core.serialize import to_jsonable
+from xsol.data.encode import HFTokenizerEncoder, WordEncoder, load_tokenizer
+from xsol.data.vocab import Vocabulary
 
 #: The ``format`` field of every checkpoint's ``xsol.json``.
 FORMAT = "xsol-checkpoint"
@@ -57,9 +69,12 @@ METADATA_FILE = "xsol.json"
 ARRAYS_DIR = "arrays"
 TOKENIZER_FILE = "tokenizer.json"
 
-OBJECTS = ("ExplicitSolution", "SparseExplicitLM", "CoocStats", "SparseStats")
-_STATS_FIELDS = ("cooc", "feature_totals", "label_counts", "num_examples")
-_SPARSE_FIELDS = ("keys", "counts", "feature_totals", "label_counts")
+
+
+def saved_objects() -> tuple[str, ...]:
+    """The names of the types that can be saved (each registers itself with
+    :func:`xsol.core.saved.register_saved_type` where it is defined)."""
+    return saved_type_names()
 
 
 class CheckpointError(ValueError):
@@ -87,8 +102,6 @@ def _this_process_only(ocp):
     process 0, after an all-reduce gave every process the same statistics)
     saves or loads on its own. In a single process these are Orbax's defaults.
     """
-    import jax  # noqa: PLC0415
-
     me = jax.process_index()
     return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
 
@@ -104,8 +117,6 @@ def _xsol_version() -> str:
 
 def _container(x) -> str:
     """How an array is held, so that a load gives back the same kind of object."""
-    import jax  # noqa: PLC0415
-
     if isinstance(x, jax.Array):
         return "jax"
     if isinstance(x, np.ndarray):
@@ -115,38 +126,17 @@ def _container(x) -> str:
 
 def _describe(obj) -> tuple[str, tuple[dict, dict], dict]:
     """``(object name, ({name: NumPy array}, {name: container}), JSON fields)`` of an object."""
-    from xsol.solvers.explicit import ExplicitSolution  # noqa: PLC0415 - avoids an import cycle
-    from xsol.solvers.sparse import SparseExplicitLM
-    from xsol.stats.sparse import SparseStats  # noqa: PLC0415
-    from xsol.stats.accumulators import CoocStats  # noqa: PLC0415
-
-    def host(tree):
-        return {k: np.asarray(v) for k, v in tree.items()}, {k: _container(v)
-                                                             for k, v in tree.items()}
-
-    if isinstance(obj, ExplicitSolution):
-        fields = dict(kind=obj.kind, normalize=obj.normalize, smoothing=float(obj.smoothing),
-                      vocab_size=obj.vocab_size, window=obj.window,
-                      inverse_temperature=float(obj.inverse_temperature),
-                      rows_normalized=bool(obj.rows_normalized), num_classes=obj.num_classes)
-        return "ExplicitSolution", host(dict(weights=obj.weights, bias=obj.bias,
-                                             **obj.stats._asdict())), fields
-    if isinstance(obj, CoocStats):
-        return "CoocStats", host(obj._asdict()), {}
-    if isinstance(obj, (SparseExplicitLM, SparseStats)):
-        s = obj.stats if isinstance(obj, SparseExplicitLM) else obj
-        fields = dict(kind="ids", vocab_size=int(s.vocab_size), num_classes=int(s.num_classes),
-                      window=int(s.window), num_examples=int(s.num_examples))
-        if isinstance(obj, SparseExplicitLM):
-            fields.update(smoothing=float(obj.smoothing), normalize=obj.normalize)
-        return type(obj).__name__, host({k: getattr(s, k) for k in _SPARSE_FIELDS}), fields
-    raise TypeError(f"cannot save a {type(obj).__name__}; expected one of {', '.join(OBJECTS)}")
+    entry = saved_type_of(obj)
+    if entry is None:
+        raise TypeError(f"cannot save a {type(obj).__name__}; expected one of "
+                        f"{', '.join(saved_objects())}")
+    tree, fields = entry.to_record(obj)
+    arrays = {k: np.asarray(v) for k, v in tree.items()}
+    return entry.name, (arrays, {k: _container(v) for k, v in tree.items()}), dict(fields)
 
 
 def _vocabulary_entry(vocabulary, vocab_size) -> tuple[dict | None, str | None, str | None]:
     """``(vocabulary JSON, tokenizer file text, encoder name)`` of what encodes the model's text."""
-    from xsol.data.encode import HFTokenizerEncoder, WordEncoder  # noqa: PLC0415
-    from xsol.data.vocab import Vocabulary  # noqa: PLC0415
 
     if vocabulary is None:
         return None, None, None
@@ -210,8 +200,6 @@ def _fsync_dir(path: Path) -> None:
 
 def _check_saving_process() -> None:
     """Refuses a save from a process other than 0 of a multi-process run."""
-    import sys  # noqa: PLC0415
-
     jax = sys.modules.get("jax")
     if jax is None or not jax.distributed.is_initialized():
         return
@@ -245,8 +233,6 @@ def save(obj, path, *, vocabulary=None, info: dict | None = None,
         save from a process other than 0 of a multi-process JAX run.
       TypeError: an object or vocabulary of an unknown type.
     """
-    from xsol.core.serialize import to_jsonable  # noqa: PLC0415
-
     name, (arrays, containers), fields = _describe(obj)
     _check_saving_process()
     entry, tokenizer_text, encoder_name = _vocabulary_entry(vocabulary, fields.get("vocab_size"))
@@ -332,24 +318,22 @@ def read_metadata(path) -> dict:
             f"{path} was written by xsol {meta.get('xsol_version', '?')} in checkpoint format "
             f"version {version}; this xsol ({_xsol_version()}) reads versions up to "
             f"{FORMAT_VERSION}: upgrade xsol to load it")
-    if meta.get("object") not in OBJECTS:
+    if saved_type_named(meta.get("object")) is None:
         raise CheckpointError(f"{meta_path} holds an object {meta.get('object')!r}, expected "
-                              f"one of {', '.join(OBJECTS)}")
+                              f"one of {', '.join(saved_objects())}")
     return meta
 
 
 def _expected_names(expect) -> tuple[str, ...]:
     items = expect if isinstance(expect, (tuple, list)) else (expect,)
     names = tuple(e if isinstance(e, str) else getattr(e, "__name__", str(e)) for e in items)
-    unknown = [n for n in names if n not in OBJECTS]
+    unknown = [n for n in names if saved_type_named(n) is None]
     if unknown:
-        raise ValueError(f"expect must name {', '.join(OBJECTS)}, got {unknown[0]!r}")
+        raise ValueError(f"expect must name {', '.join(saved_objects())}, got {unknown[0]!r}")
     return names
 
 
 def _restore_arrays(path: Path, meta: dict) -> dict[str, np.ndarray]:
-    import jax  # noqa: PLC0415
-
     try:
         spec = {k: (tuple(v["shape"]), np.dtype(v["dtype"])) for k, v in meta["arrays"].items()}
         containers = {k: v.get("type", "numpy") for k, v in meta["arrays"].items()}
@@ -393,8 +377,6 @@ def _revive(a: np.ndarray, container: str, name: str, path: Path):
 
 def _to_jax(a: np.ndarray, name: str, path: Path):
     """``a`` as a JAX array of the same values; 64-bit data without x64 mode only when exact."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
 
     if a.dtype.itemsize == 8 and not jax.config.jax_enable_x64:
         if np.issubdtype(a.dtype, np.integer):
@@ -411,26 +393,8 @@ def _to_jax(a: np.ndarray, name: str, path: Path):
 
 
 def _build(meta: dict, arrays: dict, path: Path):
-    from xsol.solvers.explicit import ExplicitSolution  # noqa: PLC0415
-    from xsol.solvers.sparse import SparseExplicitLM
-    from xsol.stats.sparse import SparseStats  # noqa: PLC0415
-    from xsol.stats.accumulators import CoocStats  # noqa: PLC0415
-
-    name = meta["object"]
-    if name in ("ExplicitSolution", "CoocStats"):
-        stats = CoocStats(*(arrays[k] for k in _STATS_FIELDS))
-        if name == "CoocStats":
-            return stats
-        sol = ExplicitSolution(
-            arrays["weights"], arrays["bias"], stats, meta["kind"], meta["normalize"],
-            float(meta["smoothing"]), meta["vocab_size"], meta["window"],
-            float(meta["inverse_temperature"]), bool(meta["rows_normalized"]))
-        return sol
-    stats = SparseStats(*(arrays[k] for k in _SPARSE_FIELDS), int(meta["num_examples"]),
-                        int(meta["vocab_size"]), int(meta["num_classes"]), int(meta["window"]))
-    if name == "SparseStats":
-        return stats
-    return SparseExplicitLM(stats, float(meta["smoothing"]), meta["normalize"])
+    """The registered type's ``from_record`` on the restored arrays and the JSON fields."""
+    return saved_type_named(meta["object"]).from_record(arrays, meta)
 
 
 def load(path, *, expect=None):
@@ -467,7 +431,6 @@ def load(path, *, expect=None):
 
 def load_vocabulary(path):
     """The :class:`xsol.data.Vocabulary` stored with a text model, or None."""
-    from xsol.data.vocab import Vocabulary  # noqa: PLC0415
 
     entry = read_metadata(path).get("vocabulary")
     return None if entry is None else Vocabulary.from_json(json.dumps(entry))
@@ -477,8 +440,6 @@ def load_encoder(path) -> Any:
     """What encodes a text model's text: a ``WordEncoder`` (its vocabulary), an
     ``HFTokenizerEncoder`` (its ``tokenizer.json``), or None for a model fitted on ids.
     """
-    from xsol.data.encode import WordEncoder, load_tokenizer  # noqa: PLC0415
-
     meta = read_metadata(path)
     if meta.get("tokenizer"):
         enc = load_tokenizer(Path(os.fspath(path)) / meta["tokenizer"])

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsol.core import defaults, inputs, memory
+from xsol.core.saved import register_saved_type
 
 from xsol.solvers import scoring
 from xsol.stats.accumulation import BatchError, accumulate
@@ -373,3 +374,23 @@ def solution_from_stats(stats: CoocStats, *, kind: str, normalize: str = "l1",
     return _with_row_flag(ExplicitSolution(W, b, stats, kind, normalize, float(smoothing),
                                            vocab_size, window))
 
+
+
+def _record(sol: ExplicitSolution) -> tuple[dict, dict]:
+    fields = dict(kind=sol.kind, normalize=sol.normalize, smoothing=float(sol.smoothing),
+                  vocab_size=sol.vocab_size, window=sol.window,
+                  inverse_temperature=float(sol.inverse_temperature),
+                  rows_normalized=bool(sol.rows_normalized), num_classes=sol.num_classes)
+    return dict(weights=sol.weights, bias=sol.bias, **sol.stats._asdict()), fields
+
+
+def _from_record(arrays: dict, fields: dict) -> ExplicitSolution:
+    stats = CoocStats(*(arrays[k] for k in CoocStats._fields))
+    return ExplicitSolution(
+        arrays["weights"], arrays["bias"], stats, fields["kind"], fields["normalize"],
+        float(fields["smoothing"]), fields["vocab_size"], fields["window"],
+        float(fields["inverse_temperature"]), bool(fields["rows_normalized"]))
+
+
+register_saved_type("ExplicitSolution", ExplicitSolution, to_record=_record,
+                    from_record=_from_record)

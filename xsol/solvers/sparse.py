@@ -45,8 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsol.core import defaults, inputs, memory
+from xsol.core.saved import register_saved_type
 from xsol.solvers.dense import check_smoothing
-from xsol.stats.sparse import SparseStats, sparse_cooccurrence
+from xsol.stats.sparse import (SparseStats, sparse_cooccurrence, sparse_stats_from_record,
+                               sparse_stats_record)
 
 #: Default additive smoothing ``a`` (the same default as :func:`xsol.fit_explicit`).
 DEFAULT_SMOOTHING = defaults.SMOOTHING
@@ -327,3 +329,18 @@ class SparseExplicitLM:
             ids = np.concatenate([ids, extra])
             logp = np.concatenate([logp, np.full(len(extra), -lse)])
         return ids.astype(np.int64), np.exp(logp)
+
+
+def _record(model: SparseExplicitLM) -> tuple[dict, dict]:
+    arrays, fields = sparse_stats_record(model.stats)
+    return arrays, dict(fields, smoothing=float(model.smoothing), normalize=model.normalize)
+
+
+def _from_record(arrays: dict, fields: dict) -> SparseExplicitLM:
+    # the row constants and corrections are a deterministic function of the counts
+    return SparseExplicitLM(sparse_stats_from_record(arrays, fields), float(fields["smoothing"]),
+                            fields["normalize"])
+
+
+register_saved_type("SparseExplicitLM", SparseExplicitLM, to_record=_record,
+                    from_record=_from_record)

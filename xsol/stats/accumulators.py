@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from xsol.core import memory
+from xsol.core.saved import register_saved_type
 from xsol.core.inputs import Normalize, check_normalize
 
 
@@ -433,3 +434,10 @@ def _dense_update(state, X, y, *, num_classes, normalize):
 def cast_like(stats: CoocStats, like: CoocStats) -> CoocStats:
     """Casts every field of ``stats`` to the dtype of the same field of ``like``."""
     return jax.tree_util.tree_map(lambda b, s: b.astype(s.dtype), stats, like)
+
+
+register_saved_type(
+    "CoocStats", CoocStats,
+    to_record=lambda s: (s._asdict(), {}),
+    from_record=lambda arrays, fields: CoocStats(*(arrays[k] for k in CoocStats._fields)),
+)

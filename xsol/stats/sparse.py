@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsol.core import defaults, inputs, memory
+from xsol.core.saved import register_saved_type
 
 #: Default additive smoothing ``a`` (the same default as :func:`xsol.fit_explicit`).
 DEFAULT_SMOOTHING = defaults.SMOOTHING
@@ -371,3 +372,25 @@ def sparse_accumulate(batches: Iterable[tuple[Any, Any]], vocab_size: int,
     while stack:
         out = stack.pop().merge_pairs(out)
     return SparseStats(out.keys, out.counts, totals, labels, n_examples, V, N, K)
+
+
+#: The arrays a saved :class:`SparseStats` stores (its sizes are JSON fields).
+SPARSE_ARRAYS = ("keys", "counts", "feature_totals", "label_counts")
+
+
+def sparse_stats_record(s: SparseStats) -> tuple[dict, dict]:
+    """``(arrays, fields)`` of sparse statistics, as :mod:`xsol.io` stores them."""
+    fields = dict(kind="ids", vocab_size=int(s.vocab_size), num_classes=int(s.num_classes),
+                  window=int(s.window), num_examples=int(s.num_examples))
+    return {k: getattr(s, k) for k in SPARSE_ARRAYS}, fields
+
+
+def sparse_stats_from_record(arrays: dict, fields: dict) -> SparseStats:
+    """The :class:`SparseStats` back from :func:`sparse_stats_record`'s output."""
+    return SparseStats(*(arrays[k] for k in SPARSE_ARRAYS), int(fields["num_examples"]),
+                       int(fields["vocab_size"]), int(fields["num_classes"]),
+                       int(fields["window"]))
+
+
+register_saved_type("SparseStats", SparseStats, to_record=sparse_stats_record,
+                    from_record=sparse_stats_from_record)

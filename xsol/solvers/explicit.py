@@ -19,6 +19,7 @@ from xsol.core.saved import register_saved_type
 from xsol.solvers import scoring
 from xsol.stats.accumulation import BatchError, accumulate
 from xsol.solvers.dense import solve
+from xsol.solvers.formula import check_next_token_query
 from xsol.stats.accumulators import CoocStats
 
 #: Default additive smoothing ``a`` (a pseudo-count per cell): :data:`xsol.core.defaults.SMOOTHING`.
@@ -284,13 +285,7 @@ class ExplicitSolution:
         if self.kind != "ids":
             raise ValueError("top_next is a language-model query; this solution has dense "
                              "features (use predict_proba)")
-        k = int(k)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        context = np.atleast_1d(np.asarray(context))
-        if context.shape != (self.window,):
-            raise ValueError(
-                f"the context must hold {self.window} token id(s), got shape {context.shape}")
+        context, k = check_next_token_query(context, k, self.window)
         p = self.predict_proba(context.reshape(1, -1))[0].astype(np.float64)
         order = np.lexsort((np.arange(len(p)), -p))[:k]
         return order.astype(np.int64), p[order]

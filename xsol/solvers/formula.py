@@ -149,3 +149,21 @@ def refuse_zero_cells(zeros: int) -> None:
             "zero, which would put log(0) = -inf into the weights; use "
             "smoothing > 0 (e.g. 1e-3 for near-maximum-likelihood weights)"
         )
+
+
+def check_next_token_query(context, k, window: int) -> tuple[np.ndarray, int]:
+    """Validates a ``top_next`` query: ``window`` context ids and ``k >= 1`` answers.
+
+    Returns:
+      ``(context as a (window,) array, k as an int)``.
+
+    Raises:
+      ValueError: ``k < 1``, or a context of another length than ``window``.
+    """
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    context = np.atleast_1d(np.asarray(context))
+    if context.shape != (window,):
+        raise ValueError(f"the context must hold {window} token id(s), got shape {context.shape}")
+    return context, k

@@ -46,7 +46,7 @@ import numpy as np
 
 from xsol.core import defaults, inputs, memory
 from xsol.core.saved import register_saved_type
-from xsol.solvers.dense import check_smoothing
+from xsol.solvers.formula import check_next_token_query, check_smoothing
 from xsol.stats.sparse import (SparseStats, sparse_cooccurrence, sparse_stats_from_record,
                                sparse_stats_record)
 
@@ -304,14 +304,7 @@ class SparseExplicitLM:
         Returns:
           ``(ids, probabilities)``, each of length ``min(k, N)``, most probable first.
         """
-        k = int(k)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        context = np.atleast_1d(np.asarray(context))
-        if context.shape != (self.window,):
-            raise ValueError(
-                f"the context must hold {self.window} token id(s), got shape {context.shape}"
-            )
+        context, k = check_next_token_query(context, k, self.window)
         rows = self.window_rows(context.reshape(1, -1))[0]
         c = self._scale()
         cols = np.concatenate([self._cols[self._indptr[r]:self._indptr[r + 1]] for r in rows])

@@ -547,7 +547,7 @@ def test_public_names_are_exported():
 
 # --- both passes in worker processes, over byte ranges of one file ---------------------
 
-from xsol.data import encode as encode_module  # noqa: E402
+from xsol.data import byte_ranges  # noqa: E402
 
 SIZE = 300_000  # the natural split points: 150_000 (2 workers), 100_000 and 200_000 (3)
 CRLF_TEXT = (TRICKY + EMBEDDED[:60_000]).replace("\r\n", "\n").replace("\n", "\r\n")
@@ -584,16 +584,16 @@ AWKWARD = _layout([
 @pytest.fixture
 def parallel(monkeypatch):
     """Lowers the size threshold; records how many ranges each parallel pass ran."""
-    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(byte_ranges, "PARALLEL_MIN_BYTES", 1)
     runs = []
-    real = encode_module._run_ranges
+    real = byte_ranges.run_ranges
 
     def recording(fn, tasks, bar, path):
         result = real(fn, tasks, bar, path)
         runs.append(None if result is None else len(tasks))
         return result
 
-    monkeypatch.setattr(encode_module, "_run_ranges", recording)
+    monkeypatch.setattr(byte_ranges, "run_ranges", recording)
     return runs
 
 
@@ -616,10 +616,10 @@ def test_awkward_file_layout(tmp_path):
 
 
 def test_ranges_start_after_whitespace(tmp_path, monkeypatch):
-    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(byte_ranges, "PARALLEL_MIN_BYTES", 1)
     path = _awkward_file(tmp_path)
-    plan = encode_module._plan_ranges
-    cut, newline = encode_module._CUT_BYTE, encode_module._NEWLINE_BYTE
+    plan = byte_ranges.plan_ranges
+    cut, newline = byte_ranges.CUT_BYTE, byte_ranges.NEWLINE_BYTE
     for workers in (2, 3, 7):
         for rule in (cut, newline):
             _, ranges, codecs_ = plan(path, workers, "utf-8", "strict", rule)
@@ -639,9 +639,9 @@ def test_ranges_start_after_whitespace(tmp_path, monkeypatch):
     assert plan(tmp_path / "none.txt", 3, "utf-8", "strict", cut) is None  # one range: sequential
     # Sequential: one worker, small files, other sources, other encodings and handlers.
     assert plan(path, 1, "utf-8", "strict", cut) is None
-    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", SIZE + 1)
+    monkeypatch.setattr(byte_ranges, "PARALLEL_MIN_BYTES", SIZE + 1)
     assert plan(path, 3, "utf-8", "strict", cut) is None
-    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(byte_ranges, "PARALLEL_MIN_BYTES", 1)
     assert plan(tmp_path, 3, "utf-8", "strict", cut) is None
     assert plan(None, 3, "utf-8", "strict", cut) is None
     assert plan(io.StringIO("a b"), 3, "utf-8", "strict", cut) is None
@@ -765,7 +765,7 @@ def test_parallel_other_encodings(tmp_path, parallel):
             assert count_tokens(path, level="char", encoding=encoding, workers=workers) == ref
     assert parallel == [2, 3, 2, 3, 2, 3]
     sig_path = tmp_path / "utf-8-sig.txt"
-    _, ranges, _ = encode_module._plan_ranges(sig_path, 2, "utf-8-sig", "strict", encode_module._CUT_BYTE)
+    _, ranges, _ = byte_ranges.plan_ranges(sig_path, 2, "utf-8-sig", "strict", byte_ranges.CUT_BYTE)
     assert ranges[1][0] == 150_000  # the second range starts with the second mark
     sig = load_text(sig_path, encoding="utf-8-sig")
     assert not sig.startswith("\ufeff") and "\n\ufeffok" in sig  # only the first BOM is dropped
@@ -773,13 +773,13 @@ def test_parallel_other_encodings(tmp_path, parallel):
 
 def test_parallel_small_files_and_other_sources_stay_in_process(tmp_path, monkeypatch):
     runs = []
-    monkeypatch.setattr(encode_module, "_run_ranges", lambda *a: runs.append(a))
+    monkeypatch.setattr(byte_ranges, "run_ranges", lambda *a: runs.append(a))
     path = _awkward_file(tmp_path)
-    assert encode_module.PARALLEL_MIN_BYTES > SIZE
+    assert byte_ranges.PARALLEL_MIN_BYTES > SIZE
     vocab = build_vocabulary_streaming(path, workers=4)
     assert vocab == build_vocabulary_streaming(path, workers=1)
     encode_text_to_file(path, tmp_path / "ids.bin", WordEncoder(vocab), workers=4)
-    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(byte_ranges, "PARALLEL_MIN_BYTES", 1)
     count_tokens(None, workers=4)
     count_tokens(tmp_path, workers=4)  # a directory
     count_tokens(io.StringIO("a b c"), workers=4)
@@ -791,17 +791,17 @@ def test_parallel_small_files_and_other_sources_stay_in_process(tmp_path, monkey
         with pytest.raises(ValueError, match="workers must be a positive integer or None"):
             encode_text_to_file(path, tmp_path / "ids.bin", WordEncoder(vocab), workers=bad)
     if hasattr(os, "sched_getaffinity"):
-        assert encode_module._check_workers(None) == len(os.sched_getaffinity(0))
+        assert byte_ranges.check_workers(None) == len(os.sched_getaffinity(0))
 
 
 def test_parallel_falls_back_when_no_process_starts(tmp_path, monkeypatch):
-    monkeypatch.setattr(encode_module, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(byte_ranges, "PARALLEL_MIN_BYTES", 1)
 
     class NoPool:
         def __init__(self, *args, **kwargs):
             raise OSError("no semaphores here")
 
-    monkeypatch.setattr(encode_module, "ProcessPoolExecutor", NoPool)
+    monkeypatch.setattr(byte_ranges, "ProcessPoolExecutor", NoPool)
     path = _awkward_file(tmp_path)
     with pytest.warns(RuntimeWarning, match="in one process: the worker processes failed"):
         vocab = build_vocabulary_streaming(path, workers=2)
@@ -813,6 +813,6 @@ def test_parallel_falls_back_when_no_process_starts(tmp_path, monkeypatch):
 
 
 def test_parallel_falls_back_when_a_worker_dies():
-    with encode_module._progress(False, "x") as bar:
+    with byte_ranges.progress_bar(False, "x") as bar:
         with pytest.warns(RuntimeWarning, match="BrokenProcessPool"):
-            assert encode_module._run_ranges(os._exit, [(3,), (4,)], bar, "some.txt") is None
+            assert byte_ranges.run_ranges(os._exit, [(3,), (4,)], bar, "some.txt") is None

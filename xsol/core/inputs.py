@@ -29,6 +29,7 @@ import numpy as np
 
 # Numpy-only, so data loaders share them without importing JAX; re-exported here.
 from xsol.core.align import ALIGNMENT, aligned, aligned_empty, is_aligned  # noqa: F401
+from xsol.core.checks import is_integer, positive_int
 
 Kind = Literal["ids", "dense"]
 Normalize = Literal["l1", "none"]
@@ -187,14 +188,42 @@ def _range_ok(a: np.ndarray, upper: int | None) -> bool:
     return False
 
 
+def _check_in_range(a: np.ndarray, upper: int | None, what: str, plural: str, bound: str) -> None:
+    """Refuses an entry of the integer array ``a`` outside ``[0, upper)``.
+
+    Args:
+      a: the integer array.
+      upper: the exclusive upper bound; ``None`` checks only ``>= 0``.
+      what: what one entry is, for the message (``"label"``, ``"token id"``).
+      plural: what the entries are (``"labels"``, ``"ids"``).
+      bound: the argument ``upper`` comes from (``"num_classes"``).
+
+    Raises:
+      ValueError: naming the first offending bound (the smallest entry when
+        one is negative, else the largest).
+    """
+    if not a.size or _range_ok(a, upper):
+        return
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or (upper is not None and hi >= upper):
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"{what} {bad} is outside [0, {upper}); expected {plural} in "
+            f"[0, {bound}) with {bound}={upper}"
+        )
+
+
 def check_num_classes(num_classes) -> int:
-    """Validates ``num_classes``: a positive integer (``"3"`` or ``3.0`` are refused by name)."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+    """Validates ``num_classes``: a positive integer (``"3"`` or ``3.0`` are refused by name).
+
+    Raises:
+      TypeError: not an integer (or a ``bool``).
+      ValueError: below 1.
+    """
+    if not is_integer(num_classes):
         raise TypeError(f"num_classes must be a positive integer, got {num_classes!r} "
                         f"({type(num_classes).__name__})")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
-    return int(num_classes)
+    return positive_int(num_classes, "num_classes")
 
 
 def check_labels(y, num_examples: int, num_classes: int | None) -> np.ndarray:
@@ -223,14 +252,7 @@ def check_labels(y, num_examples: int, num_classes: int | None) -> np.ndarray:
             y = y.astype(np.int64)
         else:
             raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-    if y.size and not _range_ok(y, num_classes):
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or (num_classes is not None and hi >= num_classes):
-            bad = lo if lo < 0 else hi
-            raise ValueError(
-                f"label {bad} is outside [0, {num_classes}); expected labels in "
-                f"[0, num_classes) with num_classes={num_classes}"
-            )
+    _check_in_range(y, num_classes, "label", "labels", "num_classes")
     return y if y.dtype == np.int32 else aligned(y, np.int32)
 
 
@@ -259,14 +281,7 @@ def check_ids(X, vocab_size: int | None) -> np.ndarray:
                 f"token ids must be whole numbers, got {X[r, c].item()!r} at row {r}, column {c} "
                 f"(dtype {X.dtype}); ids are never rounded or truncated")
         X = X.astype(np.int64)
-    if X.size and not _range_ok(X, vocab_size):
-        lo, hi = int(X.min()), int(X.max())
-        if lo < 0 or (vocab_size is not None and hi >= vocab_size):
-            bad = lo if lo < 0 else hi
-            raise ValueError(
-                f"token id {bad} is outside [0, {vocab_size}); expected ids in "
-                f"[0, vocab_size) with vocab_size={vocab_size}"
-            )
+    _check_in_range(X, vocab_size, "token id", "ids", "vocab_size")
     if X.dtype != np.int32:
         in_range = vocab_size is not None and vocab_size <= np.iinfo(np.int32).max + 1
         if X.size and not in_range and int(X.max()) > np.iinfo(np.int32).max:

@@ -13,16 +13,21 @@ Modules (one idea each):
   contiguous `split_tokens` train/held-out split.
 * `streaming`: fixed-size `(X, y)` batch streams (`Batches`) over arrays,
   IDX files, text files and tfds, for one-pass statistics.
-* `encode`: raw text to token ids at speed in bounded memory: encoders (the
-  built-in `WordEncoder`, a Hugging Face tokenizer file via
-  `load_tokenizer`), the streamed vocabulary pass
-  (`build_vocabulary_streaming`), `iter_text_ids` and
-  `encode_text_to_file` (a flat binary file of ids).
+* `encoders`: what turns text into token ids: the built-in `WordEncoder`,
+  a Hugging Face tokenizer file via `load_tokenizer`, the `TextEncoder`
+  protocol.
+* `token_counts`: the streamed vocabulary pass (`count_tokens`,
+  `build_vocabulary_streaming`) over a text of any size.
+* `encode`: raw text to token ids at speed in bounded memory:
+  `iter_text_ids` and `encode_text_to_file` (a flat binary file of ids).
+* `byte_ranges`: one large file read by worker processes, one byte range
+  each, for both passes.
 * `token_files`: token-id files as GPT-style pipelines write them (raw
   little-endian uint16/uint32, or `.npy`): `open_token_file` (a read-only
-  memory map), `write_token_file`, `held_out_cut`, and `iter_token_windows` /
-  `iter_token_file_windows`, the `context_windows` of a file (or of its
-  training part or held-out tail) in chunks of bounded memory.
+  memory map), `write_token_file`, `held_out_cut`.
+* `token_windows`: `iter_token_windows` / `iter_token_file_windows`, the
+  `context_windows` of a file (or of its training part or held-out tail) in
+  chunks of bounded memory.
 * `tfds_source`: lazy, optional tensorflow-datasets access.
 
 Nothing here imports JAX or TensorFlow; tensorflow-datasets is imported only
@@ -30,25 +35,9 @@ when a tfds source is used, and Hugging Face `tokenizers` only by
 `load_tokenizer`.
 """
 
-from xsol.data.encode import (
-
-    HFTokenizerEncoder,
-
-    TextEncoder,
-
-    WordEncoder,
-
-    build_vocabulary_streaming,
-
-    count_tokens,
-
-    encode_text_to_file,
-
-    iter_text_ids,
-
-    load_tokenizer,
-
-)
+from xsol.data import encode, encoders, token_counts, token_files, token_windows
+from xsol.data.encode import encode_text_to_file, iter_text_ids
+from xsol.data.encoders import HFTokenizerEncoder, TextEncoder, WordEncoder, load_tokenizer
 from xsol.data.idx import IdxHeader, iter_idx_chunks, read_idx, read_idx_header, write_idx
 from xsol.data.images import (
     DATA_DIR_ENV,
@@ -75,14 +64,9 @@ from xsol.data.text import (
     load_text,
 )
 from xsol.data.tfds_source import TfdsUnavailableError
-from xsol.data.token_files import (
-    TokenFileError,
-    held_out_cut,
-    iter_token_file_windows,
-    iter_token_windows,
-    open_token_file,
-    write_token_file,
-)
+from xsol.data.token_counts import build_vocabulary_streaming, count_tokens
+from xsol.data.token_files import TokenFileError, held_out_cut, open_token_file, write_token_file
+from xsol.data.token_windows import iter_token_file_windows, iter_token_windows
 from xsol.data.tokenizer import split_text
 from xsol.data.vocab import UNK, Vocabulary, build_vocabulary, tokenize
 from xsol.data.windows import context_windows, split_tokens
@@ -119,18 +103,9 @@ __all__ = [
     "iter_idx_batches",
     "iter_text_windows",
     "iter_tfds_batches",
-    "TokenFileError",
-    "open_token_file",
-    "write_token_file",
-    "held_out_cut",
-    "iter_token_windows",
-    "iter_token_file_windows",
-    "TextEncoder",
-    "WordEncoder",
-    "HFTokenizerEncoder",
-    "load_tokenizer",
-    "count_tokens",
-    "build_vocabulary_streaming",
-    "iter_text_ids",
-    "encode_text_to_file",
+    *token_files.__all__,
+    *token_windows.__all__,
+    *encoders.__all__,
+    *token_counts.__all__,
+    *encode.__all__,
 ]

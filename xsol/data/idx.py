@@ -27,6 +27,8 @@ from typing import IO, Iterator, NamedTuple
 
 import numpy as np
 
+from xsol.core.checks import positive_int
+
 __all__ = [
     "IDX_DTYPES",
     "IdxHeader",
@@ -260,8 +262,7 @@ def iter_idx_chunks(path: str | os.PathLike, chunk_size: int, *, start: int = 0,
       ValueError: as `read_idx` (raised when the bad part is reached), or a
         0-dimensional file, or `chunk_size <= 0`, or rows outside the file.
     """
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    positive_int(chunk_size, "chunk_size")
     f, gz = _open(path)
     with f:
         header = _parse_header(f, path, gz)

@@ -23,6 +23,7 @@ import re
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from xsol.core.checks import is_integer, nonnegative_int, positive_int
 from xsol.data import text as text_lib
 from xsol.data.streaming import (
     Batches,
@@ -33,7 +34,8 @@ from xsol.data.streaming import (
     rebatch,
 )
 from xsol.data.idx import read_idx_header
-from xsol.data.token_files import held_out_cut, iter_token_windows, open_token_file
+from xsol.data.token_files import held_out_cut, open_token_file
+from xsol.data.token_windows import iter_token_windows
 from xsol.data.tokenizer import safe_cut
 from xsol.data.vocab import Vocabulary
 from xsol.data.windows import check_window
@@ -63,10 +65,8 @@ def check_process(index=None, count=None) -> tuple[int, int]:
 
         index = jax.process_index() if index is None else index
         count = jax.process_count() if count is None else count
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"the process count must be a positive integer, got {count!r}")
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) \
-            or not 0 <= index < count:
+    count = positive_int(count, "the process count")
+    if not is_integer(index) or not 0 <= index < count:
         raise ValueError(f"process index {index!r} is out of range for {count} processes: "
                          f"expected an integer with 0 <= index < {count}")
     return int(index), int(count)
@@ -85,11 +85,9 @@ def shard_bounds(n: int, *, index=None, count=None, multiple: int = 1) -> tuple[
         ``n`` or a ``multiple`` below 1.
     """
     index, count = check_process(index, count)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"the number of items must be a non-negative integer, got {n!r}")
-    if isinstance(multiple, bool) or not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer, got {multiple!r}")
-    units = -(-int(n) // int(multiple))
+    n = nonnegative_int(n, "the number of items")
+    multiple = positive_int(multiple, "multiple")
+    units = -(-n // multiple)
     lo = units * index // count * multiple
     hi = units * (index + 1) // count * multiple
     return min(lo, n), min(hi, n)
@@ -144,11 +142,8 @@ def shard_token_file_windows(path, window: int, *, dtype=None, part: str = "all"
     if n_windows < 1:
         raise ValueError(f"{os.fspath(path)}: holds {stop - start} tokens; window {k} needs more "
                          f"than {k}")
-    if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, (int, np.integer)) \
-            or chunk_tokens <= 0:
-        raise ValueError(f"chunk_tokens must be a positive integer (windows per chunk), got "
-                         f"{chunk_tokens!r}")
-    lo, hi = _share(n_windows, int(chunk_tokens), index, count, "windows")
+    chunk_tokens = positive_int(chunk_tokens, "chunk_tokens", "windows per chunk")
+    lo, hi = _share(n_windows, chunk_tokens, index, count, "windows")
     return iter_token_windows(ids, k, start=start + lo, stop=start + hi + k,
                               chunk_tokens=chunk_tokens, vocab_size=vocab_size,
                               source=os.fspath(path))
@@ -343,8 +338,7 @@ def shard_text_windows(source, vocab: Vocabulary, window: int, batch_size: int, 
     bs = check_batch_size(batch_size)
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab must be a xsol.data.Vocabulary, got {type(vocab).__name__}")
-    if isinstance(chunk_chars, bool) or not isinstance(chunk_chars, int) or chunk_chars <= 0:
-        raise ValueError(f"chunk_chars must be a positive integer, got {chunk_chars!r}")
+    chunk_chars = positive_int(chunk_chars, "chunk_chars")
     text_lib.check_errors(errors)
     layout = _TextLayout(source, _check_text_encoding(encoding))
     level = vocab.level

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from xsol.core.checks import positive_int
 from xsol.data import tfds_source
 from xsol.data.idx import row_range, iter_idx_chunks, read_idx_header
 from xsol.data.text import iter_text_chunks
@@ -54,9 +55,7 @@ def check_batch_size(batch_size) -> int:
     Raises:
       ValueError: not a positive integer.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
+    return positive_int(batch_size, "batch_size")
 
 
 def _num_batches(n: int | None, batch_size: int, drop_remainder: bool) -> int | None:

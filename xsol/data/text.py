@@ -38,6 +38,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from xsol.core.checks import positive_int
 from xsol.data import tfds_source
 
 __all__ = [
@@ -49,7 +50,12 @@ __all__ = [
     "embedded_text",
     "load_text",
     "iter_text_chunks",
+    "DEFAULT_CHUNK_CHARS",
+    "empty_text_error",
 ]
+
+#: Characters read per chunk by the streamed passes over a text (4 Mi).
+DEFAULT_CHUNK_CHARS = 1 << 22
 
 #: tfds text datasets that may be named without the ``tfds:`` prefix.
 TFDS_TEXT_DATASETS = ("tiny_shakespeare", "lm1b", "imdb_reviews")
@@ -171,6 +177,11 @@ def _read_file(path, encoding: str, errors: str) -> str:
             return f.read()
         except UnicodeDecodeError as e:
             raise decode_error(path, encoding, e) from e
+
+
+def empty_text_error(source) -> ValueError:
+    """The error of a pass over a text that held no characters."""
+    return ValueError(f"text is empty: source {source!r} holds no characters")
 
 
 def embedded_text() -> str:
@@ -325,8 +336,7 @@ def iter_text_chunks(
       TextDecodeError (a ValueError): while streaming, as in `load_text`.
       FileNotFoundError, TfdsUnavailableError: as for `load_text`.
     """
-    if isinstance(chunk_chars, bool) or not isinstance(chunk_chars, int) or chunk_chars <= 0:
-        raise ValueError(f"chunk_chars must be a positive integer, got {chunk_chars!r}")
+    chunk_chars = positive_int(chunk_chars, "chunk_chars")
     check_errors(errors)
     kind, payload = resolve_text_source(source)  # errors surface here, at call time
     return _chunks(kind, payload, chunk_chars, split, feature, encoding, errors)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from xsol.core.checks import positive_int
+
 __all__ = ["check_window", "as_token_ids", "context_windows", "split_tokens"]
 
 
@@ -31,9 +33,7 @@ def check_window(window) -> int:
     Raises:
       ValueError: not a positive integer.
     """
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window <= 0:
-        raise ValueError(f"window must be a positive integer (tokens of context), got {window!r}")
-    return int(window)
+    return positive_int(window, "window", "tokens of context")
 
 
 def as_token_ids(ids) -> np.ndarray:

@@ -29,8 +29,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from xsol.core import defaults
+from xsol.core.checks import positive_int
 from xsol.stats.accumulation import accumulate
-from xsol.data.token_files import held_out_cut, iter_token_windows, open_token_file
+from xsol.data.token_files import held_out_cut, open_token_file
+from xsol.data.token_windows import iter_token_windows
 from xsol.solvers.explicit import DEFAULT_SMOOTHING, ExplicitSolution, solution_from_stats
 from xsol.lm.backend import BackendChoice, choose_backend
 from xsol.lm.counting import count_windows_host
@@ -125,13 +127,6 @@ def _open(tokens, dtype) -> tuple[np.ndarray, str | None]:
     if dtype is not None and ids.dtype != np.dtype(dtype):
         raise ValueError(f"dtype={dtype!r} given, but the token array has dtype {ids.dtype}")
     return ids, None
-
-
-def _check_vocab_size(vocab_size) -> int:
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) \
-            or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive integer, got {vocab_size!r}")
-    return int(vocab_size)
 
 
 #: Cost of one look-up of the sparse form's window scoring (a binary search
@@ -259,7 +254,7 @@ def fit_token_lm(
       MemoryBudgetError: ``backend="dense"`` forced where the matrices do not fit.
     """
     t_start = time.perf_counter()
-    V = _check_vocab_size(vocab_size)
+    V = positive_int(vocab_size, "vocab_size")
     ids, source = _open(tokens, dtype)
     n = len(ids)
     cut = n if held_out is None else held_out_cut(n, held_out, window)

@@ -17,13 +17,9 @@ import tempfile
 import time
 
 from xsol.core import defaults
-from xsol.data.encode import (
-    WordEncoder,
-    build_vocabulary_streaming,
-    encode_text_to_file,
-    load_tokenizer,
-    token_file_dtype,
-)
+from xsol.data.encode import encode_text_to_file, token_file_dtype
+from xsol.data.encoders import WordEncoder, load_tokenizer
+from xsol.data.token_counts import build_vocabulary_streaming
 from xsol.data.windows import check_window
 from xsol.solvers.explicit import DEFAULT_SMOOTHING
 from xsol.lm.corpus import CorpusFit, fit_token_lm, peak_rss_bytes

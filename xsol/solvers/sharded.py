@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from xsol.core import memory
+from xsol.core.checks import positive_int
 from xsol.solvers.formula import (
     check_smoothing,
     check_totals,
@@ -139,9 +140,9 @@ def padded_rows(num_rows: int, num_shards: int, window: int = 1) -> int:
       inputs fill with zeros (``np.pad(X, ((0, 0), (0, V' - V)))``); zeros
       change neither ``x~`` nor the logits.
     """
-    for name, v in (("num_rows", num_rows), ("num_shards", num_shards), ("window", window)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    num_rows = positive_int(num_rows, "num_rows")
+    num_shards = positive_int(num_shards, "num_shards")
+    window = positive_int(window, "window")
     if num_rows % window:
         raise ValueError(f"{num_rows} rows do not split into window={window} equal blocks")
     block = num_rows // window

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from xsol.core.checks import is_integer
 from xsol.stats.collectives import gather_ints, process_mesh
 from xsol.stats.accumulators import CoocStats
 
@@ -109,7 +110,7 @@ def check_every(every) -> int:
     Raises:
       StreamCheckpointError: not a positive integer.
     """
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+    if not is_integer(every) or every < 1:
         raise StreamCheckpointError(
             f"every must be a positive number of batches between checkpoints, got {every!r}")
     return int(every)

@@ -19,7 +19,6 @@ numpy on the host (sorting keys is what dominates).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsol.core import defaults, inputs, memory
+from xsol.core.checks import positive_int
 from xsol.core.saved import register_saved_type
 
 #: Default additive smoothing ``a`` (the same default as :func:`xsol.fit_explicit`).
@@ -206,13 +206,6 @@ class SparseStats:
         )
 
 
-def _check_sizes(vocab_size, num_classes) -> tuple[int, int]:
-    for name, v in (("vocab_size", vocab_size), ("num_classes", num_classes)):
-        if v is None or int(v) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(vocab_size), int(num_classes)
-
-
 def _prepare_ids(X, y, vocab_size, num_classes):
     """Validated ``(X (B, K) int32, y (B,) int32, V, N)``; refuses empty input."""
     X = np.asarray(X)
@@ -223,7 +216,7 @@ def _prepare_ids(X, y, vocab_size, num_classes):
     V = vocab_size
     if num_classes is None:
         num_classes = V
-    V, N = _check_sizes(V, num_classes)
+    V, N = positive_int(V, "vocab_size"), positive_int(num_classes, "num_classes")
     X = inputs.check_ids(X, V)
     y = inputs.check_labels(y, X.shape[0], N)
     return X, y, V, N

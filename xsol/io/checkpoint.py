@@ -57,7 +57,7 @@ import numpy as np
 
 from xsol.core.saved import saved_type_named, saved_type_names, saved_type_of
 from xsol.core.serialize import to_jsonable
-from xsol.data.encode import HFTokenizerEncoder, WordEncoder, load_tokenizer
+from xsol.data.encoders import HFTokenizerEncoder, WordEncoder, load_tokenizer
 from xsol.data.vocab import Vocabulary
 
 #: The ``format`` field of every checkpoint's ``xsol.json``.

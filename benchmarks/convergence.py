@@ -2,9 +2,10 @@
 
 Targets are thresholds on evaluated metrics, e.g. ``("train_loss", 0.52, "<=")``
 or ``("test_accuracy", 0.81, ">=")``. Adam (Optax, through
-:func:`xsol.train.loop.make_train_chunk`) trains from zero weights in chunks of
-steps; after each chunk the metrics are evaluated **off the clock** (only the
-training steps are timed, blocked on the new parameters), and the first
+:func:`xsol.train.steps.make_train_chunk`, the library's one training loop)
+trains from zero weights in chunks of steps; after each chunk the metrics are
+evaluated **off the clock** (only the training steps are timed, blocked on the
+new parameters), and the first
 ``(steps, seconds)`` at which each target holds is recorded. A short
 learning-rate sweep picks the rate whose primary metric is best after
 ``sweep_seconds``; that run then continues (same state, same clock) up to the
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from xsol.train import loop as train
+from xsol.train import steps as train
 
 Target = tuple[str, float, str]
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from xsol.experiments import cost, verdicts
+from xsol.experiments import (backprop_cost, cost, cost_report, explicit_cost, flops, savings,
+                              verdicts)
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import VERDICTS, write_report
 from xsol.models.linen import TokenLM
@@ -43,7 +44,7 @@ def test_verdict_rule_tables_and_plot(c6):
     assert v == result.verdict
     assert set(basis["measures"]) == {"flops", "time"}
     assert v == verdicts.combine([basis["verdicts"]["flops"], basis["verdicts"]["time"]])
-    assert result.summary == cost.summary_text(v, basis)
+    assert result.summary == cost_report.summary_text(v, basis)
     # The vocabulary series reads more tokens at the larger vocabulary.
     vocab = sorted((p for p in points if p["axis"] == "vocabulary"), key=lambda p: p["M"])
     assert len(vocab) >= 2 and vocab[-1]["examples"] > vocab[0]["examples"]
@@ -62,7 +63,7 @@ def test_costs_are_counted_per_seed(c6):
         assert e["flops"] > 0 and e["seconds"] > 0 and len(e["seconds_per_seed"]) == n
         for t in p["targets"]:
             assert t["runs"] == n
-            for m in cost.MEASURES:
+            for m in savings.MEASURES:
                 d = t[m]
                 assert len(d["ratio"]) == len(d["censored"]) == len(d["explicit"]) == n
                 assert all(x > 0 for x in d["explicit"])
@@ -76,7 +77,7 @@ def test_costs_are_counted_per_seed(c6):
             # The layer-wise time is reported as clustering + solves.
             assert e["cluster_seconds"] >= 0 and e["solve_seconds"] > 0
             assert len(e["cluster_seconds_per_seed"]) == n
-            assert cost.NO_CLUSTERING in p["targets"][0]
+            assert savings.NO_CLUSTERING in p["targets"][0]
 
 
 def test_learning_rates_come_from_the_grid_for_every_optimizer(c6):
@@ -120,7 +121,7 @@ def test_no_run_beats_the_lm_optimum(c6):
 def test_step_flops_match_a_step_compiled_alone(rng, optimizer):
     ids = rng.integers(0, 20, size=(500, 1)).astype(np.int32)
     y = rng.integers(0, 20, size=500).astype(np.int32)
-    runner = cost.BackpropRunner(TokenLM(vocab_size=20), ids, y, [0.0], batch_size=None,
+    runner = backprop_cost.BackpropRunner(TokenLM(vocab_size=20), ids, y, [0.0], batch_size=None,
                                  optimizer=optimizer)
     alone = runner.step_flops_alone()
     assert runner.flops_source == "xla" and alone
@@ -132,7 +133,7 @@ def test_step_flops_match_a_step_compiled_alone(rng, optimizer):
 def test_a_run_stops_once_it_cannot_beat_the_cheapest(rng):
     ids = rng.integers(0, 20, size=(500, 1)).astype(np.int32)
     y = rng.integers(0, 20, size=500).astype(np.int32)
-    runner = cost.BackpropRunner(TokenLM(vocab_size=20), ids, y, [0.0], batch_size=None)
+    runner = backprop_cost.BackpropRunner(TokenLM(vocab_size=20), ids, y, [0.0], batch_size=None)
     # The cheapest run so far reached the (unreachable here) target in 5 steps' FLOPs.
     beat = [(5 * runner.step_flops, 0.0)]
     run = runner.run(0.3, 0, max_steps=500, max_seconds=30, beat=beat)
@@ -150,17 +151,17 @@ def test_compiled_flops_reads_dicts_and_lists():
         def cost_analysis(self):
             return self.ca
 
-    assert cost.compiled_flops(Fake({"flops": 10.0})) == 10.0
-    assert cost.compiled_flops(Fake([{"flops": 4.0}, {"flops": 6.0}])) == 10.0
-    assert cost.compiled_flops(Fake({})) is None
-    assert cost.compiled_flops(Fake(None)) is None
+    assert flops.compiled_flops(Fake({"flops": 10.0})) == 10.0
+    assert flops.compiled_flops(Fake([{"flops": 4.0}, {"flops": 6.0}])) == 10.0
+    assert flops.compiled_flops(Fake({})) is None
+    assert flops.compiled_flops(Fake(None)) is None
 
 
 def test_censored_median_and_seed_medians():
-    assert cost._censored_median([1.0, 2.0, 3.0], [False, False, False]) == (2.0, False)
+    assert backprop_cost._censored_median([1.0, 2.0, 3.0], [False, False, False]) == (2.0, False)
     # The median seed did not reach the target: the median is a lower bound.
-    assert cost._censored_median([1.0, 5.0, 4.0], [False, True, True])[1] is True
-    assert cost.seed_medians([1, 2, 3, 10, 20, 30], 2) == [2.0, 20.0]
+    assert backprop_cost._censored_median([1.0, 5.0, 4.0], [False, True, True])[1] is True
+    assert explicit_cost.seed_medians([1, 2, 3, 10, 20, 30], 2) == [2.0, 20.0]
 
 
 # --------------------------------------------------------------------------- pure rule
@@ -182,7 +183,7 @@ def _target(name, flops, time, censored=None, no_clustering=None, shift=0):
          "flops": {"ratio": [flops * e for e in _noise(shift)], "censored": list(censored)},
          "time": {"ratio": [time * e for e in _noise(shift + 1)], "censored": list(censored)}}
     if no_clustering is not None:
-        t[cost.NO_CLUSTERING] = {"ratio": [no_clustering * e for e in _noise(shift + 2)],
+        t[savings.NO_CLUSTERING] = {"ratio": [no_clustering * e for e in _noise(shift + 2)],
                                  "censored": [False] * n}
     return t
 
@@ -219,17 +220,17 @@ def test_growing_savings_hold_and_the_sentences_say_so():
     v, basis = cost.verdict(_points(3.0, 2.0))
     assert v == "holds"
     assert basis["verdicts"] == {"flops": "holds", "time": "holds"}
-    for m in cost.MEASURES:
+    for m in savings.MEASURES:
         g = basis["measures"][m]["grows"]
         assert set(g["axes"].values()) == {"holds"}
         assert all(p["slope"] > 0 and p["lo"] > 0 for p in g["parts"].values())
-    s = cost.summary_text(v, basis)
+    s = cost_report.summary_text(v, basis)
     assert "grow with vocabulary, data size and hidden width" in s
     assert "cheaper in 10 of 10" in s and "do not grow" not in s and "disagree" not in s
-    growth = [cost.growth_sentence(k, g, "flops")
+    growth = [cost_report.growth_sentence(k, g, "flops")
               for k, g in basis["measures"]["flops"]["grows"]["parts"].items()]
     assert all(" grow from " in x and ": grows" in x for x in growth)
-    comp = cost.component_sentences(_points(3.0, 2.0))
+    comp = cost_report.component_sentences(_points(3.0, 2.0))
     assert any("solve's share" in c and "rises" in c for c in comp)
 
 
@@ -238,13 +239,13 @@ def test_shrinking_savings_do_not_hold_and_the_sentences_flip():
     v, basis = cost.verdict(pts)
     assert v == "does not hold"
     assert basis["verdicts"] == {"flops": "does not hold", "time": "does not hold"}
-    s = cost.summary_text(v, basis)
+    s = cost_report.summary_text(v, basis)
     assert "do not grow with vocabulary, data size and hidden width" in s
     assert "cheaper in 0 of 10" in s and "grow with" not in s.replace("do not grow with", "")
-    growth = [cost.growth_sentence(k, g, "time")
+    growth = [cost_report.growth_sentence(k, g, "time")
               for k, g in basis["measures"]["time"]["grows"]["parts"].items()]
     assert all(" shrink from " in x and ": does not grow" in x for x in growth)
-    comp = cost.component_sentences(pts)
+    comp = cost_report.component_sentences(pts)
     assert any("solve's share" in c and "falls" in c for c in comp)
 
 
@@ -253,7 +254,7 @@ def test_one_measure_holding_gives_partly_and_names_the_disagreement():
     assert basis["verdicts"]["flops"] == "holds"
     assert basis["verdicts"]["time"] == "partly"  # cheaper everywhere, but shrinking
     assert v == "partly"
-    s = cost.summary_text(v, basis)
+    s = cost_report.summary_text(v, basis)
     assert "The measures disagree (FLOPs holds, wall time partly)" in s
     assert "the wall time savings do not grow with" in s
     assert "the FLOPs savings grow with" in s
@@ -265,7 +266,7 @@ def test_a_flat_ratio_is_inconclusive_not_a_cliff():
     g = basis["measures"]["flops"]["grows"]
     assert set(g["axes"].values()) == {"inconclusive"}
     assert basis["verdicts"]["flops"] == "partly"  # cheaper holds, growth inconclusive
-    assert "are inconclusive in vocabulary, data size and hidden width" in cost.summary_text(
+    assert "are inconclusive in vocabulary, data size and hidden width" in cost_report.summary_text(
         v, basis)
 
 
@@ -276,35 +277,35 @@ def test_lower_bounds_at_the_small_sizes_cannot_show_growth():
     # Lower bounds can still show that the explicit fit is cheaper.
     assert basis["measures"]["flops"]["cheaper"]["verdict"] == "holds"
     # ... but never that it is not.
-    part = cost.cheaper_part([0.5, 0.5, 0.5], [True, False, False])
+    part = savings.cheaper_part([0.5, 0.5, 0.5], [True, False, False])
     assert part["verdict"] == "inconclusive"
-    assert cost.cheaper_part([0.5, 0.5, 0.5], [False] * 3)["verdict"] == "does not hold"
+    assert savings.cheaper_part([0.5, 0.5, 0.5], [False] * 3)["verdict"] == "does not hold"
 
 
 def test_clustering_sentence_follows_the_numbers():
     # Time shrinks with the clustering and grows without it: the sentence says it changes.
     _, basis = cost.verdict(_points(3.0, 1 / 2.0, base=50.0, no_clustering_growth=2.0))
-    s = cost.clustering_sentence(basis)
+    s = cost_report.clustering_sentence(basis)
     assert s.startswith("Excluding the clustering changes")
     assert "grows: does not hold with it, holds without it" in s
     # The same growth with and without: unchanged.
     _, basis = cost.verdict(_points(3.0, 2.0, base=50.0))
-    assert cost.clustering_sentence(basis).startswith(
+    assert cost_report.clustering_sentence(basis).startswith(
         "Excluding the clustering leaves the hidden-width wall-time verdicts unchanged")
     # The clustering's share: rises or falls with the numbers.
-    up = cost.component_sentences(_points(3.0, 2.0, cluster_share=0.2))
-    down = cost.component_sentences(_points(3.0, 2.0, cluster_share=0.8))
+    up = cost_report.component_sentences(_points(3.0, 2.0, cluster_share=0.2))
+    down = cost_report.component_sentences(_points(3.0, 2.0, cluster_share=0.8))
     assert any("clustering's share" in c and "rises from 20 to 80" in c for c in up)
     assert any("clustering's share" in c and "falls from 80 to 20" in c for c in down)
 
 
 def test_growth_part_slope_and_one_seed():
-    g = cost.growth_part([10, 100], [[1.0], [10.0]], [[False], [False]])
+    g = savings.growth_part([10, 100], [[1.0], [10.0]], [[False], [False]])
     assert g["slope"] == pytest.approx(1.0) and g["n"] == 1 and g["verdict"] == "holds"
-    g = cost.growth_part([10, 100], [[10.0], [1.0]], [[False], [False]])
+    g = savings.growth_part([10, 100], [[10.0], [1.0]], [[False], [False]])
     assert g["slope"] == pytest.approx(-1.0) and g["verdict"] == "does not hold"
     with pytest.raises(ValueError):
-        cost.growth_part([10, 10], [[1.0], [2.0]], [[False], [False]])
+        savings.growth_part([10, 10], [[1.0], [2.0]], [[False], [False]])
 
 
 def test_edge_sentence_follows_the_chosen_rates():
@@ -315,10 +316,10 @@ def test_edge_sentence_follows_the_chosen_rates():
                              "winners": {"flops": [("adam", chosen)],
                                          "time": [("adam", chosen)]}}}
 
-    inside = cost.lr_sentences([point("a", 1.0, False)])
+    inside = cost_report.lr_sentences([point("a", 1.0, False)])
     assert inside == ["Every chosen rate lies inside the grid."]
-    (s,) = cost.lr_sentences([point("a", 10.0, True), point("b", 1.0, False)])
+    (s,) = cost_report.lr_sentences([point("a", 10.0, True), point("b", 1.0, False)])
     assert "Adam at 10, the top of the grid, for 1 of 2 model-targets (a / t)" in s
     assert "charged baseline for 1 of them" in s
-    (s,) = cost.lr_sentences([point("a", 0.1, True)])
+    (s,) = cost_report.lr_sentences([point("a", 0.1, True)])
     assert "the bottom of the grid, for every model-target (1)" in s

@@ -9,8 +9,9 @@ from sklearn.datasets import load_digits
 import xsol
 from conftest import bigram_data
 from xsol.models.linen import MLP, SoftmaxRegression, TokenLM
-from xsol.train.loop import create_train_state, evaluate, make_train_step, stack_batches
+from xsol.train.evaluation import evaluate, stack_batches
 from xsol.train.loop import train_and_evaluate
+from xsol.train.steps import create_train_state, make_train_step
 
 _TIMES = ("seconds", "wall_seconds")
 

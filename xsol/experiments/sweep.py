@@ -3,7 +3,8 @@
 Every gradient baseline in the report is tuned the same, stated way
 (:func:`train_grid`): the model is trained from the same start, on the same
 minibatches (step ``s`` uses the batch drawn from ``fold_in(key, s)``, exactly
-as :func:`xsol.train.loop.train_and_evaluate`), at every learning rate of a
+as :func:`xsol.train.loop.train_and_evaluate`; the same loop,
+:func:`xsol.train.steps.run_steps`), at every learning rate of a
 log-spaced grid at once (the parameters and optimizer states carry a leading
 grid axis and the update is ``jax.vmap``-ed over it), and the rate is chosen
 on a validation split by the lowest validation loss at the end of the budget
@@ -25,10 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from xsol.core.checks import positive_int
 from xsol.solvers import scoring
+from xsol.train.evaluation import eval_sums, stack_batches
 from xsol.train.metrics import weight_agreement
-from xsol.train.loop import eval_sums, prepare_xy, initial_params, loss_fn, sample_batch, \
-    stack_batches
+from xsol.train.starts import initial_params, prepare_xy, reference_layers
+from xsol.train.steps import TrainingState, make_train_step, run_steps
 from xsol.train.trajectory import Trajectory, check_steps
 
 #: name -> learning rate -> Optax optimizer.
@@ -46,9 +49,9 @@ def lr_grid(low: float, high: float, per_decade: int = 2) -> tuple:
     >>> lr_grid(1e-2, 1, 1)
     (0.01, 0.1, 1.0)
     """
-    if not (0 < low <= high) or per_decade < 1:
-        raise ValueError(f"lr_grid needs 0 < low <= high and per_decade >= 1, got "
-                         f"{low}, {high}, {per_decade}")
+    per_decade = positive_int(per_decade, "per_decade", "rates per factor of 10")
+    if not (0 < low <= high):
+        raise ValueError(f"lr_grid needs 0 < low <= high, got {low}, {high}")
     n = int(round(np.log10(high / low) * per_decade)) + 1
     return tuple(float(f"{v:.3g}") for v in np.logspace(np.log10(low), np.log10(high), n))
 
@@ -101,22 +104,24 @@ class GridRun:
 
 @functools.lru_cache(maxsize=None)
 def _grid_chunk(apply_fn, factory, batch_size):
-    def one_step(params, opt_state, lr, xb, yb):
-        tx = factory(lr)
-        grads = jax.grad(loss_fn)(params, apply_fn, xb, yb)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+    """The training loop (:func:`xsol.train.steps.run_steps`) of every rate at once.
 
-    grid_step = jax.vmap(one_step, in_axes=(0, 0, 0, None, None))
+    The state's params and optimizer state carry a leading grid axis; its
+    step is shared, so every rate trains on the same minibatches.
+    """
+    def one_step(state, lr, xb, yb):
+        return make_train_step(apply_fn, factory(lr), jit=False)(state, xb, yb)[0]
 
-    def run_chunk(params, opt_state, lrs, X, y, key, start, num_steps):
-        def body(i, carry):
-            xb, yb = sample_batch(key, start + i, X, y, batch_size)
-            return grid_step(*carry, lrs, xb, yb)
+    per_rate = TrainingState(None, 0, 0)
+    grid_step = jax.vmap(one_step, in_axes=(per_rate, 0, None, None), out_axes=per_rate)
 
-        return jax.lax.fori_loop(0, num_steps, body, (params, opt_state))
+    def run_chunk(state, lrs, X, y, key, num_steps):
+        def step(s, xb, yb):
+            return grid_step(s, lrs, xb, yb), {}
 
-    return jax.jit(run_chunk, donate_argnums=(0, 1))
+        return run_steps(step, state, X, y, key, num_steps, batch_size=batch_size)[0]
+
+    return jax.jit(run_chunk, donate_argnums=0)
 
 
 @functools.lru_cache(maxsize=None)
@@ -147,7 +152,7 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
 
     Args:
       model: a model from :mod:`xsol.models.linen`.
-      init: the start, as :func:`xsol.train.loop.initial_params` takes it.
+      init: the start, as :func:`xsol.train.starts.initial_params` takes it.
       optimizer: a key of :data:`OPTIMIZERS`.
       learning_rates: the grid (see :func:`lr_grid`).
       X, y: training data.
@@ -177,12 +182,7 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
     record = check_steps(steps)
     factory = OPTIMIZERS[optimizer]
     params0, init_kind = initial_params(model, init, seed)
-    if reference is None and init_kind.startswith("explicit"):
-        reference = init
-    ref_layers = None
-    if reference is not None:
-        ref_params = reference if isinstance(reference, dict) else model.from_explicit(reference)
-        ref_layers = [(jnp.array(W), jnp.array(b)) for W, b in model.layer_weights(ref_params)]
+    ref_layers = reference_layers(model, reference, init, init_kind)
     norms = model.layer_normalizations()
     is_lm = getattr(model, "task", "classification") == "lm"
 
@@ -208,6 +208,7 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
     params = jax.tree.map(lambda a: jnp.array(jnp.broadcast_to(a, (G, *a.shape)), jnp.float32),
                           params0)
     opt_state = jax.vmap(lambda lr, p: factory(lr).init(p))(lr_dev, params)
+    state = TrainingState(jnp.zeros((), jnp.int32), params, opt_state)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
     chunk = _grid_chunk(model.apply, factory, batch_size)
 
@@ -217,11 +218,11 @@ def train_grid(model, init, optimizer: str, learning_rates, X, y, *, steps, vali
         n = target - step
         if n > 0:
             t0 = time.perf_counter()
-            params, opt_state = chunk(params, opt_state, lr_dev, X_dev, y_dev, key,
-                                      jnp.int32(step), jnp.int32(n))
-            jax.block_until_ready(params)
+            state = chunk(state, lr_dev, X_dev, y_dev, key, jnp.int32(n))
+            jax.block_until_ready(state)
             seconds += time.perf_counter() - t0
             step = target
+        params = state.params
         # The gradient norm (a convergence check) is measured at the end only.
         last = target == record[-1]
         ends = last or target == record[0]

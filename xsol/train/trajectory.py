@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from xsol.core.checks import positive_int
 from xsol.core.serialize import atomic_open
 
 
@@ -38,11 +39,10 @@ def log_steps(total: int, num: int = 20) -> list:
     total = int(total)
     if total < 0:
         raise ValueError(f"total must be >= 0, got {total}")
-    if num < 1:
-        raise ValueError(f"num must be >= 1, got {num}")
+    num = positive_int(num, "num", "log-spaced points")
     if total == 0:
         return [0]
-    pts = np.unique(np.round(np.logspace(0, np.log10(total), int(num))).astype(int))
+    pts = np.unique(np.round(np.logspace(0, np.log10(total), num)).astype(int))
     return sorted({0, total, *(int(p) for p in pts)})
 
 

@@ -5,7 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from xsol.experiments import layerwise, networks, verdicts
+from xsol.experiments import grid_choice, layerwise, verdicts
+from xsol.experiments.claims import c5_layerwise
+from xsol.experiments.claims import c5_rule
+from xsol.experiments.claims import c7_warm_start
 from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import VERDICTS
 from xsol.experiments.tasks import resample, validation_split
@@ -25,13 +28,13 @@ def cache(cfg):
 @pytest.fixture(scope="module")
 def c5(cfg, cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("c5")
-    return out, layerwise.run(cfg, cache, out, progress=False)
+    return out, c5_layerwise.run_c5(cfg, cache, out, progress=False)
 
 
 @pytest.fixture(scope="module")
 def c7(cfg, cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("c7")
-    return out, networks.run_c7(cfg, cache, out, progress=False)
+    return out, c7_warm_start.run_c7(cfg, cache, out, progress=False)
 
 
 # ---------------------------------------------------------------- C5, measured
@@ -46,9 +49,9 @@ def test_c5_result_is_complete(cfg, c5):
     assert f"{cfg.steps} steps" in result.rule
     main = result.tables[0]
     titles = {row["method"] for row in main.rows}
-    assert {t for _, t in layerwise.EXPLICIT} <= titles
-    assert {f"{t} + backprop" for _, t in layerwise.TRAINED} <= titles
-    assert len(main.rows) == len(layerwise.EXPLICIT) + len(layerwise.TRAINED) * len(cfg.optimizers)
+    assert {t for _, t in c5_layerwise.EXPLICIT} <= titles
+    assert {f"{t} + backprop" for _, t in c5_layerwise.TRAINED} <= titles
+    assert len(main.rows) == len(c5_layerwise.EXPLICIT) + len(c5_layerwise.TRAINED) * len(cfg.optimizers)
     for row in main.rows:
         for key in ("acc", "acc_std", "loss", "loss_std"):
             assert isinstance(row[key], float) and math.isfinite(row[key]), (row["method"], key)
@@ -57,8 +60,8 @@ def test_c5_result_is_complete(cfg, c5):
     assert {p["part"] for p in parts} == {"a", "b", "c"}
     assert len(parts) == len(cfg.hidden_widths) * (2 + len(cfg.optimizers))
     assert all(p["verdict"] in VERDICTS for p in parts)
-    assert result.verdict == layerwise.c5_verdict(parts)
-    assert result.summary == layerwise.c5_summary(parts)
+    assert result.verdict == c5_rule.c5_verdict(parts)
+    assert result.summary == c5_rule.c5_summary(parts)
     assert result.plots and all((out / p).is_file() for p in result.plots)
     assert all("/" not in p for p in result.plots)  # relative to the output folder
     assert any(p.endswith("_lr.png") for p in result.plots)  # the sensitivity plot
@@ -71,7 +74,7 @@ def test_every_backprop_run_is_tuned_on_validation(cfg, c5):
     _, result = c5
     for cell in result.data["per_seed"].values():
         for r in cell:
-            for key, _ in layerwise.TRAINED:
+            for key, _ in c5_layerwise.TRAINED:
                 assert set(r["methods"][key]) == set(cfg.optimizers)
                 for opt, row in r["methods"][key].items():
                     assert row["grid"] == list(cfg.lr_grid)
@@ -82,7 +85,7 @@ def test_every_backprop_run_is_tuned_on_validation(cfg, c5):
                     assert row["at_edge"] == (i in (0, len(cfg.lr_grid) - 1))
                     assert row["test_accuracy"] == row["by_lr"]["test_accuracy"][i]
     lr_table = result.tables[3]
-    assert len(lr_table.rows) == len(layerwise.TRAINED) * len(cfg.optimizers)
+    assert len(lr_table.rows) == len(c5_layerwise.TRAINED) * len(cfg.optimizers)
     for row in lr_table.rows:
         assert row["grid"] == ", ".join(f"{v:g}" for v in cfg.lr_grid)
         assert ("widen" in row["edge"]) == (not row["edge"].startswith("0/"))
@@ -208,11 +211,11 @@ def test_c7_result_is_complete(cfg, c7):
     assert result.title == "warm start + backprop finds better optima"
     assert result.verdict in VERDICTS and result.verdict != "not run"
     assert "early stopping" in result.rule and "Holm" in result.rule
-    assert f"{networks.DEPTH} softmax hidden layers" in result.rule
+    assert f"{c7_warm_start.DEPTH} softmax hidden layers" in result.rule
     parts = result.data["parts"]
     assert len(parts) == 2 * len(cfg.optimizers) * len(cfg.hidden_widths)
-    assert result.verdict == networks.c7_verdict(parts)
-    assert result.summary == networks.c7_summary(parts)
+    assert result.verdict == c7_warm_start.c7_verdict(parts)
+    assert result.summary == c7_warm_start.c7_summary(parts)
     assert result.plots and all((out / p).is_file() for p in result.plots)
     assert result.data["settings"]["depth"] == 2
     sens = result.data["sensitivity"]
@@ -221,10 +224,10 @@ def test_c7_result_is_complete(cfg, c7):
 
 def test_c7_runs_are_tuned_and_early_stopped(cfg, c7):
     _, result = c7
-    total = networks.budget(cfg)
+    total = c7_warm_start.budget(cfg)
     for cell in result.data["per_seed"].values():
         for r in cell:
-            for key, _ in networks.STARTS:
+            for key, _ in c7_warm_start.STARTS:
                 for opt in cfg.optimizers:
                     row = r["starts"][key][opt]
                     assert row["status"] in ("converged", "not converged", "diverged")
@@ -234,7 +237,7 @@ def test_c7_runs_are_tuned_and_early_stopped(cfg, c7):
                     ok = [j for j, s in enumerate(row["by_lr"]["status"]) if s != "diverged"]
                     assert val[i] == min(val[j] for j in ok)
                     assert 0 <= row["step"] <= row["stop_step"] <= total
-                    assert set(row["budgets"]) == set(networks.budgets(cfg))
+                    assert set(row["budgets"]) == set(c7_warm_start.budgets(cfg))
             # the warm start begins at the layer-wise explicit network
             for opt in cfg.optimizers:
                 starts = r["starts"]["warm"][opt]["by_lr"]["start_test_loss"]
@@ -257,13 +260,13 @@ def _c5_cell(good: bool):
 
 
 def test_c5_verdict_and_sentences_follow_the_numbers():
-    good = layerwise.c5_parts([_c5_cell(True)], ["adam"], 300)
-    bad = layerwise.c5_parts([_c5_cell(False)], ["adam"], 300)
+    good = c5_rule.c5_parts([_c5_cell(True)], ["adam"], 300)
+    bad = c5_rule.c5_parts([_c5_cell(False)], ["adam"], 300)
     assert [p["verdict"] for p in good] == ["holds"] * 3
     assert [p["verdict"] for p in bad] == ["does not hold"] * 3
-    assert layerwise.c5_verdict(good) == "holds"
-    assert layerwise.c5_verdict(bad) == "does not hold"
-    s_good, s_bad = layerwise.c5_summary(good), layerwise.c5_summary(bad)
+    assert c5_rule.c5_verdict(good) == "holds"
+    assert c5_rule.c5_verdict(bad) == "does not hold"
+    s_good, s_bad = c5_rule.c5_summary(good), c5_rule.c5_summary(bad)
     assert "layer-wise explicit accuracy (0.9" in s_good
     assert "is higher than the wide margin" in s_good
     assert "is lower than the wide margin" in s_bad
@@ -277,9 +280,9 @@ def test_c5_verdict_and_sentences_follow_the_numbers():
     # one part failing: partly
     mixed = _c5_cell(True)
     mixed["acc"]["single"] = [0.99] * 5
-    parts = layerwise.c5_parts([mixed], ["adam"], 300)
+    parts = c5_rule.c5_parts([mixed], ["adam"], 300)
     assert [p["verdict"] for p in parts] == ["holds", "does not hold", "holds"]
-    assert layerwise.c5_verdict(parts) == "partly"
+    assert c5_rule.c5_verdict(parts) == "partly"
 
 
 def test_c5_interval_containing_the_threshold_is_inconclusive():
@@ -287,15 +290,15 @@ def test_c5_interval_containing_the_threshold_is_inconclusive():
     # fine-tuned − random straddles −0.005 widely
     cell["acc"]["finetuned/adam"] = list(np.asarray(cell["acc"]["random/adam"])
                                          + [0.05, -0.06, 0.04, -0.05, 0.01])
-    parts = layerwise.c5_parts([cell], ["adam"], 300)
+    parts = c5_rule.c5_parts([cell], ["adam"], 300)
     c = [p for p in parts if p["part"] == "c"][0]
     assert c["value_lo"] < c["threshold"] < c["value_hi"]
     assert c["verdict"] == "inconclusive"
-    assert layerwise.c5_verdict(parts) == "partly"
+    assert c5_rule.c5_verdict(parts) == "partly"
 
 
 def test_c5_parts_are_holm_corrected():
-    parts = layerwise.c5_parts([_c5_cell(True), _c5_cell(False)], ["adam"], 300)
+    parts = c5_rule.c5_parts([_c5_cell(True), _c5_cell(False)], ["adam"], 300)
     raw = [p["p_value"] for p in parts]
     assert [p["p_holm"] for p in parts] == pytest.approx(verdicts.holm(raw))
     assert all(p["p_holm"] >= p["p_value"] for p in parts)
@@ -315,12 +318,12 @@ def _c7_cell(warm_better: bool, cold_converged: bool = True, warm_converged: boo
 
 
 def test_c7_verdict_and_sentences_follow_the_numbers():
-    good = networks.c7_parts([_c7_cell(True)])
-    bad = networks.c7_parts([_c7_cell(False)])
+    good = c7_warm_start.c7_parts([_c7_cell(True)])
+    bad = c7_warm_start.c7_parts([_c7_cell(False)])
     assert [p["verdict"] for p in good] == ["holds", "holds"]
     assert [p["verdict"] for p in bad] == ["does not hold", "does not hold"]
-    assert networks.c7_verdict(good) == "holds" and networks.c7_verdict(bad) == "does not hold"
-    s_good, s_bad = networks.c7_summary(good), networks.c7_summary(bad)
+    assert c7_warm_start.c7_verdict(good) == "holds" and c7_warm_start.c7_verdict(bad) == "does not hold"
+    s_good, s_bad = c7_warm_start.c7_summary(good), c7_warm_start.c7_summary(bad)
     assert "held-out loss at convergence (0.10" in s_good
     assert "is lower than from the cold start (0.25" in s_good
     assert "is higher than from the cold start (0.10" in s_bad
@@ -329,51 +332,51 @@ def test_c7_verdict_and_sentences_follow_the_numbers():
     # equal optima (a tiny difference, tightly measured) is not a better optimum
     same = _c7_cell(True)
     same["loss"]["cold"] = list(np.asarray(same["loss"]["warm"]) + 0.001)
-    parts = networks.c7_parts([same])
+    parts = c7_warm_start.c7_parts([same])
     assert parts[0]["verdict"] == "does not hold"
 
 
 def test_c7_needs_the_start_that_could_close_the_gap_to_converge():
     # warm ahead, cold unconverged: cold could still catch up
-    parts = networks.c7_parts([_c7_cell(True, cold_converged=False)])
+    parts = c7_warm_start.c7_parts([_c7_cell(True, cold_converged=False)])
     assert [p["verdict"] for p in parts] == ["inconclusive", "inconclusive"]
-    assert networks.c7_verdict(parts) == "inconclusive"
+    assert c7_warm_start.c7_verdict(parts) == "inconclusive"
     assert ("the cold start, which could still close the gap, did not converge within the "
-            "budget on 1/5 seeds") in networks.c7_summary(parts)
+            "budget on 1/5 seeds") in c7_warm_start.c7_summary(parts)
     # warm ahead and unconverged: more steps can only help it, the verdict stands
-    parts = networks.c7_parts([_c7_cell(True, warm_converged=False)])
+    parts = c7_warm_start.c7_parts([_c7_cell(True, warm_converged=False)])
     assert [p["verdict"] for p in parts] == ["holds", "holds"]
     # warm behind and unconverged: it could still close the gap
-    parts = networks.c7_parts([_c7_cell(False, warm_converged=False)])
+    parts = c7_warm_start.c7_parts([_c7_cell(False, warm_converged=False)])
     assert [p["verdict"] for p in parts] == ["inconclusive", "inconclusive"]
-    assert "the warm start, which could still close the gap" in networks.c7_summary(parts)
+    assert "the warm start, which could still close the gap" in c7_warm_start.c7_summary(parts)
 
 
 def test_early_stopping_rule():
     steps = list(range(0, 110, 10))
     falling_then_flat = [2.0, 1.0, 0.5, 0.4, 0.4, 0.4, 0.41, 0.42, 0.43, 0.44, 0.45]
-    es = networks.early_stop(steps, falling_then_flat, patience_steps=30)
+    es = grid_choice.early_stop(steps, falling_then_flat, patience_steps=30)
     assert es == dict(index=3, step=30, stop_step=60, status="converged")
     falling = [2.0 - 0.1 * i for i in range(11)]
-    es = networks.early_stop(steps, falling, patience_steps=30)
+    es = grid_choice.early_stop(steps, falling, patience_steps=30)
     assert es["status"] == "not converged" and es["step"] == 100
     # improvements below min_delta do not reset patience, but the best checkpoint is kept
     creeping = [1.0] + [1.0 - 1e-5 * i for i in range(1, 11)]
-    es = networks.early_stop(steps, creeping, patience_steps=30, min_delta=1e-3)
+    es = grid_choice.early_stop(steps, creeping, patience_steps=30, min_delta=1e-3)
     assert es["status"] == "converged" and es["stop_step"] == 30 and es["step"] == 30
     nan = [1.0, 0.5, float("nan")] + [0.1] * 8
-    es = networks.early_stop(steps, nan, patience_steps=30)
+    es = grid_choice.early_stop(steps, nan, patience_steps=30)
     assert es["status"] == "diverged" and es["step"] == 10
 
 
 def test_single_seed_point_decides():
-    t = layerwise.threshold_test([0.7], 0.5, side="above")
-    assert layerwise.part_verdict(t) == "holds"
-    t = layerwise.threshold_test([0.3], 0.5, side="above")
-    assert layerwise.part_verdict(t) == "does not hold"
-    t = layerwise.threshold_test([0.3, 0.31], 0.5, side="below")
+    t = verdicts.threshold_test([0.7], 0.5, side="above")
+    assert verdicts.part_verdict(t) == "holds"
+    t = verdicts.threshold_test([0.3], 0.5, side="above")
+    assert verdicts.part_verdict(t) == "does not hold"
+    t = verdicts.threshold_test([0.3, 0.31], 0.5, side="below")
     t["p_holm"] = t["p_value"]
-    assert layerwise.part_verdict(t) in ("holds", "inconclusive")
+    assert verdicts.part_verdict(t) in ("holds", "inconclusive")
 
 
 def test_results_go_into_the_report(c5, c7, tmp_path):

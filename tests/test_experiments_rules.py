@@ -60,6 +60,26 @@ def test_sentences_flip_with_their_numbers():
     assert "not significant" in V.difference(same, "A", "B")
 
 
+def test_one_summary_helper_behind_means_and_intervals():
+    from xsol.experiments import summary
+
+    values = [0.1, 0.2, float("nan"), 0.3]
+    ci = summary.interval(values)
+    ms = summary.mean_std(values, finite=True)
+    assert (ci["mean"], ci["std"], ci["n"], ci["values"]) == (ms["mean"], ms["std"], ms["n"],
+                                                               ms["values"])
+    assert ci["dropped"] == 1 and ci["lo"] < ci["mean"] < ci["hi"]
+    assert summary.mean_of(values) == ci["mean"] == pytest.approx(0.2)
+    assert math.isnan(summary.mean_std(values)["mean"])  # without finite=True NaN propagates
+    assert V.interval is summary.interval  # the verdicts read the same intervals
+    one = summary.interval([0.5])
+    assert one["lo"] == one["hi"] == 0.5 and one["std"] == 0.0
+    empty = summary.interval([])
+    assert empty["n"] == 0 and math.isnan(empty["mean"]) and math.isnan(empty["std"])
+    assert summary.fmt_interval([0.01, 0.02, 0.03], 2, 100, "%").startswith("2.00% [")
+    assert summary.fmt_span(dict(lo=0.1, hi=0.25)) == "0.1000 to 0.2500"
+
+
 # ------------------------------------------------------------------ synthetic runs
 
 

@@ -11,7 +11,7 @@ import xsol
 from xsol.optimize import refine as refine_fn
 from xsol.experiments import race as bench
 from xsol.optimize.optimum import fit_optimum, layer_loss
-from xsol.optimize.refinement import Refinement, RefineStep, gis_step, loss_and_gradient
+from xsol.optimize import Refinement, RefineStep, gis_step, loss_and_gradient
 
 L2 = 1e-3
 

@@ -73,8 +73,8 @@ def test_calibration_matches_full_batch_newton(tokens, digits, K):
     ref = temperature.fit_inverse_temperature(
         inputs.linear_logits(sol.weights, jnp.zeros(V), jnp.asarray(X.reshape(len(X), -1)),
                              "ids", "l1"), sol.bias, jnp.asarray(y))
-    got = scoring.fit_inverse_temperature(sol.weights, sol.bias, X.reshape(len(X), -1), y,
-                                          kind="ids", batch_rows=97)
+    got = scoring.fit_inverse_temperature_batched(sol.weights, sol.bias, X.reshape(len(X), -1),
+                                                  y, kind="ids", batch_rows=97)
     assert got == pytest.approx(ref, rel=1e-4)
     Xtr, ytr, _, _ = digits
     d = xsol.fit_explicit(Xtr, ytr, 10)
@@ -128,3 +128,22 @@ def test_short_repr(digits):
     Xtr, ytr, _, _ = digits
     r = repr(xsol.fit_explicit(Xtr, ytr, 10))
     assert len(r) < 200 and "(64, 10)" in r and "dense" in r
+
+
+def test_host_and_device_newton_agree():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(400, 7)).astype(np.float32)
+    bias = rng.normal(size=7).astype(np.float32)
+    y = rng.integers(0, 7, 400).astype(np.int32)
+    device = temperature.fit_inverse_temperature(scores, bias, y)
+
+    def grad_curv(beta):
+        mean_s, var_s = temperature.score_moments(jnp.asarray(scores), jnp.asarray(bias),
+                                                  jnp.float32(beta))
+        s_y = scores[np.arange(400), y]
+        return float(np.mean(np.asarray(mean_s, np.float64) - s_y)), float(np.mean(var_s))
+
+    host = temperature.newton_on_host(grad_curv)
+    assert host == pytest.approx(device, rel=1e-4)
+    assert temperature.newton_step(1e9, 1.0, 2.0, xp=np) == pytest.approx(1.0)  # damped: halves
+    assert temperature.newton_step(-1e9, 1.0, 2.0, xp=np) == pytest.approx(-8.0)  # grows 5x

@@ -322,11 +322,16 @@ def _eval_lm(args, model) -> dict:
     return res
 
 
-def _positive_int(text: str) -> int:
+def _parse(text: str, convert, expected: str):
+    """``convert(text)``, or the argparse error ``expected <expected>, got '<text>'``."""
     try:
-        v = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    v = _parse(text, int, "a positive integer")
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
     return v
@@ -342,20 +347,14 @@ def _seeds(text: str) -> tuple:
 
 
 def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}") from None
+    v = _parse(text, float, "a fraction in (0, 1)")
     if not 0.0 < v < 1.0:
         raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, got {v:g}")
     return v
 
 
 def _smoothing(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    v = _parse(text, float, "a number >= 0")
     if not (v >= 0 and np.isfinite(v)):
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     if 0 < v < np.finfo(np.float32).tiny:

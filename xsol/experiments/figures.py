@@ -1,4 +1,9 @@
-"""Figures for the reproduction report: one panel per task, mean over seeds with a band."""
+"""Figures for the reproduction report: one panel per task or optimizer, mean over seeds.
+
+:func:`plot_metric_by_task` and :func:`plot_by_rate` draw the claims read off
+the shared runs (C1-C4); :func:`plot_by_optimizer` draws the learning-rate
+sensitivity of the network claims (C5, C7).
+"""
 
 from __future__ import annotations
 
@@ -22,13 +27,23 @@ def _pyplot():
     return plt
 
 
-def _panels(plt, names):
+def _task_panels(names):
+    """``(plt, fig, [(axes, task name)])``: one panel per task, side by side."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
-    return fig, axes[0]
+    return plt, fig, list(zip(axes[0], names))
 
 
-def _finish(plt, fig, axes, path, title: str) -> str:
-    axes[0].legend(fontsize=7)
+def _log_x_axes(ax, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_xscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def _finish(plt, fig, panels, path, title: str) -> str:
+    panels[0][0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -62,10 +77,8 @@ def plot_metric_by_task(runs: dict, metric: str, inits, path, *, ylabel: str,
     Returns:
       ``path`` as a string.
     """
-    plt = _pyplot()
-    names = list(runs)
-    fig, axes = _panels(plt, names)
-    for ax, name in zip(axes, names):
+    plt, fig, panels = _task_panels(list(runs))
+    for ax, name in panels:
         for init in inits:
             steps, mean, std = curves_over_seeds(runs[name], init, metric)
             x = np.maximum(steps, 0.8)  # step 0 on a log axis
@@ -74,14 +87,10 @@ def plot_metric_by_task(runs: dict, metric: str, inits, path, *, ylabel: str,
             ax.fill_between(x, mean - std, mean + std, color=st["color"], alpha=0.2)
         for value, label, style in (hlines or {}).get(name, []):
             ax.axhline(value, label=label, **style)
-        ax.set_xscale("log")
+        _log_x_axes(ax, name, "Adam step (step 0 drawn at 0.8)", ylabel)
         if logy:
             ax.set_yscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("Adam step (step 0 drawn at 0.8)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    return _finish(plt, fig, axes, path, title)
+    return _finish(plt, fig, panels, path, title)
 
 
 def plot_by_rate(curves: dict, path, *, ylabel: str, title: str = "", hline=None) -> str:
@@ -98,10 +107,8 @@ def plot_by_rate(curves: dict, path, *, ylabel: str, title: str = "", hline=None
     Returns:
       ``path`` as a string.
     """
-    plt = _pyplot()
-    names = list(curves)
-    fig, axes = _panels(plt, names)
-    for ax, name in zip(axes, names):
+    plt, fig, panels = _task_panels(list(curves))
+    for ax, name in panels:
         for label, (rates, values, chosen) in curves[name].items():
             v = np.asarray(values, np.float64)
             mean = np.nanmean(v, 0) if v.ndim == 2 else v
@@ -113,9 +120,40 @@ def plot_by_rate(curves: dict, path, *, ylabel: str, title: str = "", hline=None
                         color=line.get_color())
         if hline is not None:
             ax.axhline(hline[0], color="k", ls="--", lw=0.8, label=hline[1])
+        _log_x_axes(ax, name, "learning rate (circles: chosen on validation)", ylabel)
+    return _finish(plt, fig, panels, path, title)
+
+
+def plot_by_optimizer(rows: list, series, path, *, title: str, ylabel: str,
+                      hlines=()) -> None:
+    """One panel per optimizer: each series' mean figure against the learning rate (log axis).
+
+    Args:
+      rows: one dict per (optimizer, rate): ``optimizer``, ``lr`` and a value per series key.
+      series: ``[(key, label)]``, the curves to draw.
+      path: PNG path.
+      title: figure title.
+      ylabel: y-axis label.
+      hlines: ``[(value, axhline keywords)]``, reference lines drawn in every panel.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    opts = list(dict.fromkeys(r["optimizer"] for r in rows))
+    fig = Figure(figsize=(5.2 * len(opts), 3.9), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(opts), squeeze=False)[0]
+    for ax, opt in zip(axes, opts):
+        rs = [r for r in rows if r["optimizer"] == opt]
+        for key, label in series:
+            ax.plot([r["lr"] for r in rs], [r[key] for r in rs], marker="o", markersize=3,
+                    label=label)
+        for value, style in hlines:
+            ax.axhline(value, **style)
         ax.set_xscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("learning rate (circles: chosen on validation)")
+        ax.set_xlabel(f"learning rate ({opt})")
         ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    return _finish(plt, fig, axes, path, title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(title)
+    save_figure(fig, str(path), dpi=110)

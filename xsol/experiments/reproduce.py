@@ -24,6 +24,7 @@ from xsol.experiments.config import ReproduceConfig, TaskCache
 from xsol.experiments.report import ClaimResult, write_report
 from xsol.experiments.runs import run_all
 from xsol.experiments.stages import ReportFolder
+from xsol.experiments.tuning import tuning_section
 
 
 def environment() -> dict:
@@ -126,24 +127,18 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
                     traj.to_json(traj_dir / f"{stem}.json")
                     traj.to_csv(traj_dir / f"{stem}.csv")
     by_name = {t.name: t for t in tasks}
-    experiments = [
-        ("C1", "explicit LM solution is near-optimal", lambda: claims.claim_c1(runs, out, cfg)),
-        ("C2", "generalizes to positive-valued features", lambda: claims.claim_c2(runs, out, cfg)),
-        ("C3", "backprop from the explicit solution improves it only a little",
-         lambda: claims.claim_c3(runs, out, cfg)),
-        ("C4", "random init moves toward the explicit solution",
-         lambda: claims.claim_c4(runs, out, cfg)),
-        ("C5", "layer-wise explicit solutions in multi-layer networks",
-         lambda: _layerwise(cfg, cache, out, progress)),
-        ("C6", "computational savings grow with model size",
-         lambda: _cost(cfg, cache, out, progress)),
-        ("C7", "warm start + backprop finds better optima",
-         lambda: _networks(cfg, cache, out, progress)),
-        ("C8", "explicit weights are interpretable",
-         lambda: claims.claim_c8(runs, by_name, out, cfg)),
-        ("Beyond", "beyond the paper: the optimum without backpropagation",
-         lambda: _beyond(cfg, cache, out, progress)),
-    ]
+    # Called through the package at run time, so that each claim is looked up when it runs.
+    experiments = {
+        "C1": lambda: claims.claim_c1(runs, out, cfg),
+        "C2": lambda: claims.claim_c2(runs, out, cfg),
+        "C3": lambda: claims.claim_c3(runs, out, cfg),
+        "C4": lambda: claims.claim_c4(runs, out, cfg),
+        "C5": lambda: claims.run_c5(cfg, cache, out, progress=progress),
+        "C6": lambda: _cost(cfg, cache, out, progress),
+        "C7": lambda: claims.run_c7(cfg, cache, out, progress=progress),
+        "C8": lambda: claims.claim_c8(runs, by_name, out, cfg),
+        "Beyond": lambda: claims.run_beyond(cfg, cache, out, progress=False),
+    }
 
     def settings(complete: bool) -> dict:
         return dict(config=dataclasses.asdict(cfg), environment=environment(),
@@ -151,15 +146,15 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
                     command=" ".join(sys.argv), seconds=time.perf_counter() - t_start,
                     complete=complete, finished_stages=list(folder.stages))
 
-    notes, tables, plots, data = claims.tuning_section(runs, setups, out, cfg)
+    notes, tables, plots, data = tuning_section(runs, setups, out, cfg)
     setup = dict(title="How the baselines were tuned and the optima found", notes=notes,
                  tables=tables, plots=plots, data=data)
     results = []
-    for claim, title, fn in experiments:
+    for claim, title in claims.ORDER:
         if folder.done(claim):
             result = folder.load(claim)
         else:
-            result = _guarded(claim, title, fn, log)
+            result = _guarded(claim, title, experiments[claim], log)
             if not result.data.get("failed"):  # a failed experiment is retried on --resume
                 folder.save(claim, result)
         results.append(result)
@@ -173,24 +168,6 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
         log(f"| {r.claim}: {r.title} | {r.verdict} | {r.summary} |")
     log(f"\nreport: {paths['report']}  ({time.perf_counter() - t_start:.0f} s)")
     return dict(paths, results=results, seconds=time.perf_counter() - t_start)
-
-
-def _layerwise(cfg, cache, out, progress) -> ClaimResult:
-    from xsol.experiments import layerwise
-
-    return layerwise.run(cfg, cache, out, progress=progress)
-
-
-def _networks(cfg, cache, out, progress) -> ClaimResult:
-    from xsol.experiments import networks
-
-    return networks.run_c7(cfg, cache, out, progress=progress)
-
-
-def _beyond(cfg, cache, out, progress) -> ClaimResult:
-    from xsol.experiments import beyond
-
-    return beyond.run(cfg, cache, out, progress=False)
 
 
 def _cost(cfg, cache, out, progress) -> ClaimResult:

@@ -103,6 +103,11 @@ class SeedRuns:
         return self.grids[optimizer][start].trajectories[self.chosen[optimizer][start]]
 
 
+def lm_runs(runs: dict) -> dict:
+    """The language-model tasks of ``{task name: [SeedRuns]}``."""
+    return {k: v for k, v in runs.items() if v[0].kind == "ids"}
+
+
 def model_for(task: Task):
     """The single softmax layer for ``task``."""
     if task.is_lm:

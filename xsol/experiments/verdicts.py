@@ -3,7 +3,7 @@
 A claim's verdict is read off a quantity measured on several seeds against a
 threshold. Thresholds are not cliffs: the verdict uses the two-sided 95%
 confidence interval of the mean over seeds (Student's t, ``n - 1`` degrees of
-freedom),
+freedom, :func:`xsol.experiments.summary.interval`),
 
     ``mean ± t_{0.975, n-1} * std / sqrt(n)``,
 
@@ -15,6 +15,11 @@ is no interval and the point decides (the report says ``n = 1``).
 Several comparisons inside one claim are corrected for multiplicity with
 Holm's step-down method (Holm 1979): the ``i``-th smallest of ``m`` p-values
 is multiplied by ``m - i + 1`` and the sequence made non-decreasing.
+
+A rule made of parts (C5, C7) tests each part's per-seed quantity against its
+threshold (:func:`threshold_test`), Holm-corrects the parts as one family and
+decides each (:func:`decide`, :func:`part_verdict`); :func:`both` joins two
+conditions that must both hold.
 
 Chance has one definition everywhere: the held-out accuracy of always
 predicting the most frequent training label (:func:`chance_accuracy`).
@@ -30,12 +35,18 @@ import math
 
 import numpy as np
 
+from xsol.experiments.summary import CONFIDENCE, interval, mean_of
+
 #: Every verdict a claim can have.
 VERDICTS = ("holds", "partly", "inconclusive", "does not hold", "not run")
-#: Confidence level of every interval in the report.
-CONFIDENCE = 0.95
 #: Significance level of every test in the report (after Holm's correction).
 ALPHA = 0.05
+#: How a rule made of parts combines them (:func:`parts_verdict`), as printed.
+PARTS_COMBINE = ("Verdict: every part holds → holds; every part fails → does not hold; some "
+                 "hold → partly; otherwise inconclusive.")
+#: "At least as good as" in held-out accuracy: a difference above minus this
+#: (half a percentage point) counts as a tie (C5, C7).
+TIE_TOLERANCE = 0.005
 
 
 def chance_accuracy(y_train, y_test) -> float:
@@ -57,32 +68,6 @@ def chance_accuracy(y_train, y_test) -> float:
         raise ValueError("chance_accuracy needs non-empty training and held-out labels")
     majority = np.bincount(y_train.astype(np.int64)).argmax()
     return float(np.mean(y_test == majority))
-
-
-def interval(values, level: float = CONFIDENCE) -> dict:
-    """Mean, spread and Student-t confidence interval of values over seeds.
-
-    Returns:
-      ``{"mean", "std", "n", "lo", "hi", "values"}`` (``std`` with ddof 1;
-      ``lo = hi = mean`` for one value). NaN values are dropped and counted in
-      ``"dropped"``.
-    """
-    v = np.asarray([float(x) for x in values], np.float64)
-    dropped = int(np.sum(~np.isfinite(v)))
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        nan = float("nan")
-        return dict(mean=nan, std=nan, n=0, lo=nan, hi=nan, values=[], dropped=dropped)
-    mean = float(v.mean())
-    std = float(v.std(ddof=1)) if n > 1 else 0.0
-    half = 0.0
-    if n > 1:
-        from scipy.stats import t
-
-        half = float(t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
-    return dict(mean=mean, std=std, n=n, lo=mean - half, hi=mean + half, values=v.tolist(),
-                dropped=dropped)
 
 
 def against(values, threshold: float, *, side: str) -> str:
@@ -233,3 +218,115 @@ def difference(test: dict, name_a: str, name_b: str, *, digits: int = 4,
     base = (f"{name_a} is {direction}{' than' if d else ''} {name_b} by {abs(d):.{digits}f} "
             f"({ci}; {test['a_greater']}/{test['n']} seeds {name_a} > {name_b}; {p_txt})")
     return base if sig else base + ", not significant"
+
+
+def both(a: str, b: str) -> str:
+    """Verdict of a rule made of two conditions that must both hold."""
+    if "does not hold" in (a, b):
+        return "does not hold"
+    if a == b == "holds":
+        return "holds"
+    return "inconclusive"
+
+
+def threshold_test(values, threshold, *, side: str = "above", **info) -> dict:
+    """A per-seed quantity against its threshold: the paired t-test of ``values - threshold``.
+
+    Args:
+      values: the quantity on each seed.
+      threshold: a number, or one per seed (e.g. a margin above each seed's chance).
+      side: ``"above"`` (the claim needs the quantity above the threshold) or ``"below"``.
+      info: more keys for the result (names, means for sentences).
+
+    Returns:
+      :func:`paired` of ``values`` and the threshold plus ``side``,
+      ``threshold`` (its mean), ``values``, ``mean`` and the quantity's
+      confidence interval ``value_lo``/``value_hi``.
+    """
+    if side not in ("above", "below"):
+        raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    v = np.asarray([float(x) for x in values], np.float64)
+    thr = np.broadcast_to(np.asarray(threshold, np.float64), v.shape).astype(np.float64)
+    test = paired(v, thr)
+    ci = interval(v)
+    test.update(side=side, threshold=float(np.mean(thr)) if thr.size else float("nan"),
+                values=v.tolist(), mean=ci["mean"], value_lo=ci["lo"], value_hi=ci["hi"])
+    test.update(info)
+    return test
+
+
+def part_verdict(test: dict) -> str:
+    """``holds`` / ``does not hold`` / ``inconclusive`` for a :func:`threshold_test`.
+
+    Significant (Holm-adjusted p below :data:`ALPHA`, so the quantity's
+    interval excludes the threshold) on the claim's side: holds; on the other
+    side: does not hold; otherwise inconclusive. With one seed the point
+    decides. A test with ``forced`` set (e.g. a run that did not
+    converge) takes that verdict.
+    """
+    if test.get("forced"):
+        return test["forced"]
+    d = test["mean_diff"]
+    if not math.isfinite(d) or d == 0:
+        return "inconclusive"
+    good = d > 0 if test["side"] == "above" else d < 0
+    if test["n"] < 2:
+        return "holds" if good else "does not hold"
+    p = test.get("p_holm", test["p_value"])
+    if math.isfinite(p) and p < ALPHA:
+        return "holds" if good else "does not hold"
+    return "inconclusive"
+
+
+def decide(parts: list) -> list:
+    """Holm-adjusts the parts' p-values as one family and sets each part's ``verdict``."""
+    family = {i: p for i, p in enumerate(parts)}
+    with_holm(family)
+    for p in parts:
+        p["verdict"] = part_verdict(p)
+    return parts
+
+
+def _p_text(test: dict) -> str:
+    p = test.get("p_holm", test.get("p_value", float("nan")))
+    if test.get("n", 0) < 2:
+        return "n = 1, the point decides"
+    return f"Holm p = {p:.2g}" if math.isfinite(p) else "p n/a"
+
+
+def part_sentence(part: dict, digits: int = 3) -> str:
+    """One computed sentence for a rule part: the comparison, the interval, the verdict."""
+    head = compare(part["name_a"], part["a"], part["name_b"], part["b"], digits=digits,
+                   higher=part.get("higher", "higher"), lower=part.get("lower", "lower"))
+    sign = "+" if part.get("quantity") else ""
+    f = lambda x: f"{x:{sign}.{digits + 1}f}"  # noqa: E731
+    ci = f"{int(100 * CONFIDENCE)}% CI {f(part['value_lo'])} to {f(part['value_hi'])}"
+    body = (f"{part.get('quantity') or 'mean'} {f(part['mean'])} ({ci}) against threshold "
+            f"{f(part['threshold'])}")
+    tail = f"; {part['reason']}" if part.get("reason") else ""
+    return f"{head}; {body}, {_p_text(part)}{tail}: {part['verdict']}"
+
+
+def parts_verdict(parts: list) -> str:
+    """A rule's verdict from its decided parts: :func:`combine` of their verdicts."""
+    return combine([p["verdict"] for p in parts])
+
+
+def parts_summary(parts: list, *, labelled: bool = False) -> str:
+    """A rule's one-line evidence: every part's :func:`part_sentence`, grouped by cell.
+
+    ``labelled`` puts each part's name first, e.g. ``"(a) ..."``.
+    """
+    by_cell = {}
+    for p in parts:
+        label = f"({p['part']}) " if labelled else ""
+        by_cell.setdefault(p["cell"], []).append(label + part_sentence(p))
+    return " ".join(f"{cell}: " + "; ".join(s) + "." for cell, s in by_cell.items())
+
+
+def reported_test(a, b, **info) -> dict:
+    """:func:`paired` of ``a - b`` with ``info`` and the two means, for a sentence beside a rule."""
+    test = paired(a, b)
+    test.update(info)
+    test.update(a=mean_of(a), b=mean_of(b))
+    return test

@@ -46,10 +46,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from xsol.core import inputs
-from xsol.solvers.explicit import ExplicitSolution, prepare_inputs
+from xsol.core.checks import positive_int
+from xsol.models.layer import (
+    as_pair,
+    check_dense_layer,
+    check_token_layer,
+    layer_logits,
+    prepare_dense,
+    prepare_ids,
+)
+from xsol.solvers.explicit import ExplicitSolution
 
 Params = dict
 Initializer = Callable[..., jax.Array]
@@ -61,138 +69,6 @@ def _key(seed_or_key) -> jax.Array:
     if isinstance(seed_or_key, (int, np.integer)):
         return jax.random.PRNGKey(int(seed_or_key))
     return seed_or_key
-
-
-def check_positive_int(name: str, value) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def as_pair(source, shape: tuple[int, int], what: str, *, kind: str, normalize: str,
-             vocab_size: int | None = None, window: int | None = None):
-    """``(W, b)`` float32 from an ExplicitSolution, a ``(W, b)`` pair or a bare ``W``.
-
-    Args:
-      source: :class:`xsol.ExplicitSolution` (its ``scaled_weights()`` and
-        ``bias``, so a calibrated solution's logits are reproduced), a pair
-        ``(W, b)``, a dict ``{"W": ..., "b": ...}`` or a matrix ``W`` (bias 0).
-      shape: the expected ``(M, N)``.
-      what: the layer's name for error messages.
-      kind, normalize, vocab_size, window: the layer's input conventions, which
-        an ExplicitSolution must share.
-
-    Returns:
-      ``(W, b)`` as float32 ``jax.Array`` of shapes ``(M, N)`` and ``(N,)``.
-    """
-    if isinstance(source, ExplicitSolution):
-        if source.kind != kind:
-            raise ValueError(
-                f"{what}: the explicit solution was fitted on {source.kind!r} inputs, "
-                f"but the layer takes {kind!r} inputs"
-            )
-        if source.normalize != normalize:
-            raise ValueError(
-                f"{what}: the explicit solution uses normalize={source.normalize!r} but "
-                f"the layer uses normalize={normalize!r}; their logits would differ"
-            )
-        if kind == "ids" and (source.window != window or source.vocab_size != vocab_size):
-            raise ValueError(
-                f"{what}: the explicit solution has window={source.window}, "
-                f"vocab_size={source.vocab_size}; the model has window={window}, "
-                f"vocab_size={vocab_size}"
-            )
-        W, b = source.scaled_weights(), source.bias
-    elif isinstance(source, dict):
-        if set(source) != {"W", "b"}:
-            raise ValueError(f"{what}: expected a dict with keys 'W' and 'b', got {sorted(source)}")
-        W, b = source["W"], source["b"]
-    elif isinstance(source, (tuple, list)):
-        if len(source) != 2:
-            raise ValueError(
-                f"{what}: expected a pair (W, b), got a sequence of {len(source)} items")
-        W, b = source
-    else:
-        W, b = source, None
-    W = jnp.asarray(W, jnp.float32)
-    if W.shape != tuple(shape):
-        raise ValueError(
-            f"{what}: weights have shape {tuple(W.shape)}, expected {tuple(shape)} "
-            "(num_features, num_outputs)"
-        )
-    if b is None:
-        b = jnp.zeros((shape[1],), jnp.float32)
-        if is_sharded(W):  # replicated on W's mesh, next to W's rows
-            b = jax.device_put(b, NamedSharding(W.sharding.mesh, P()))
-    else:
-        b = jnp.asarray(b, jnp.float32)
-    if b.shape != (shape[1],):
-        raise ValueError(f"{what}: bias has shape {tuple(b.shape)}, expected ({shape[1]},)")
-    return W, b
-
-
-def is_sharded(x) -> bool:
-    """Whether ``x`` is a concrete ``jax.Array`` split or replicated over a mesh of devices."""
-    return (isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
-            and isinstance(x.sharding, NamedSharding) and len(x.sharding.device_set) > 1)
-
-
-def _rows_split_explicitly(W) -> bool:
-    """Whether ``W``'s rows are split along an ``Explicit`` mesh axis (sharding in its type)."""
-    try:
-        sharding = jax.typeof(W).sharding
-    except Exception:  # noqa: BLE001 - not a JAX value
-        return False
-    spec = tuple(getattr(sharding, "spec", ()) or ())
-    if not spec or spec[0] is None:
-        return False
-    mesh = sharding.mesh
-    kinds = dict(zip(mesh.axis_names, mesh.axis_types))
-    rows = (spec[0],) if isinstance(spec[0], str) else tuple(spec[0])
-    return any(kinds.get(a) == AxisType.Explicit for a in rows)
-
-
-def layer_logits(W, b, X, kind: str, normalize: str):
-    """:func:`xsol.core.inputs.linear_logits` of a layer, also for ``W`` split over ``Explicit`` axes.
-
-    For token ids with ``W``'s rows split along an ``Explicit`` mesh axis, the
-    row lookup ``W[k * V + X[b, k]]`` is told its output sharding: split like
-    the batch ``X`` (if it is, on the same mesh), whole along ``N``. The
-    logits are the same numbers.
-    """
-    if kind == "ids" and _rows_split_explicitly(W):
-        K = X.shape[1]
-        V = W.shape[0] // K
-        rows = X + (jnp.arange(K, dtype=X.dtype) * V)[None, :]
-        mesh = jax.typeof(W).sharding.mesh
-        batch = None
-        try:
-            xs = jax.typeof(rows).sharding
-            if xs.mesh == mesh and len(xs.spec):
-                batch = xs.spec[0]
-        except Exception:  # noqa: BLE001
-            pass
-        z = W.at[rows].get(out_sharding=NamedSharding(mesh, P(batch, None, None))).sum(axis=1)
-        if normalize == "l1":
-            z = z / K
-        return z + b
-    return inputs.linear_logits(W, b, X, kind, normalize)
-
-
-def prepare_dense(X, num_features: int):
-    X, _ = prepare_inputs(X, "dense")
-    if X.shape[1] != num_features:
-        raise ValueError(f"X has {X.shape[1]} features, the model expects {num_features}")
-    return X
-
-
-def prepare_ids(X, vocab_size: int, window: int):
-    X = inputs.as_host_array(X)
-    if np.shape(X)[0] == 0:
-        raise ValueError("X is empty (0 examples); expected at least one example")
-    X = inputs.check_ids(np.asarray(X), vocab_size)
-    if X.shape[1] != window:
-        raise ValueError(f"X has a window of {X.shape[1]} positions, the model expects {window}")
-    return X
 
 
 class _OneLayer:
@@ -207,6 +83,15 @@ class _OneLayer:
     def layer_normalizations(self) -> list:
         """``[normalize]``: how the one layer's input is normalized."""
         return [self.normalize]
+
+    @nn.nowrap
+    def init_params(self, seed=0) -> Params:
+        """Randomly initialized ``{"W", "b"}`` from an int seed or a PRNG key."""
+        if self.kind == "ids":  # one window of K token ids
+            example = jnp.zeros((1, self.window), jnp.int32)
+        else:
+            example = jnp.zeros((1, self.num_features), jnp.float32)
+        return self.init(_key(seed), example)["params"]
 
 
 class SoftmaxRegression(_OneLayer, nn.Module):
@@ -223,19 +108,17 @@ class SoftmaxRegression(_OneLayer, nn.Module):
       bias_init: initializer of ``b``.
     """
 
+    kind: ClassVar[str] = "dense"
+    task: ClassVar[str] = "classification"
+
     num_features: int
     num_classes: int
     normalize: str = "l1"
     kernel_init: Initializer = nn.initializers.lecun_normal()
     bias_init: Initializer = nn.initializers.zeros_init()
 
-    kind: ClassVar[str] = "dense"
-    task: ClassVar[str] = "classification"
-
     def __post_init__(self):
-        check_positive_int("num_features", self.num_features)
-        check_positive_int("num_classes", self.num_classes)
-        inputs.check_normalize(self.normalize)
+        check_dense_layer(self.num_features, self.num_classes, self.normalize)
         super().__post_init__()
 
     @nn.compact
@@ -244,11 +127,6 @@ class SoftmaxRegression(_OneLayer, nn.Module):
         W = self.param("W", self.kernel_init, (self.num_features, self.num_classes), jnp.float32)
         b = self.param("b", self.bias_init, (self.num_classes,), jnp.float32)
         return inputs.linear_logits(W, b, X, "dense", self.normalize)
-
-    @nn.nowrap
-    def init_params(self, seed=0) -> Params:
-        """Randomly initialized ``{"W", "b"}`` from an int seed or a PRNG key."""
-        return self.init(_key(seed), jnp.zeros((1, self.num_features), jnp.float32))["params"]
 
     @nn.nowrap
     def from_explicit(self, source) -> Params:
@@ -284,9 +162,11 @@ class TokenLM(_OneLayer, nn.Module):
       window: ``K`` (1 for a bigram model).
       num_classes: ``N``; default ``V``.
       normalize: ``"l1"`` (default) or ``"none"``.
-      kernel_init: initializer of ``W`` for :meth:`init_params`.
-      bias_init: initializer of ``b``.
+      kernel_init, bias_init: the initializers of ``W`` and ``b`` for :meth:`init_params`.
     """
+
+    kind: ClassVar[str] = "ids"
+    task: ClassVar[str] = "lm"
 
     vocab_size: int
     window: int = 1
@@ -295,15 +175,8 @@ class TokenLM(_OneLayer, nn.Module):
     kernel_init: Initializer = nn.initializers.lecun_normal()
     bias_init: Initializer = nn.initializers.zeros_init()
 
-    kind: ClassVar[str] = "ids"
-    task: ClassVar[str] = "lm"
-
     def __post_init__(self):
-        check_positive_int("vocab_size", self.vocab_size)
-        check_positive_int("window", self.window)
-        if self.num_classes is not None:
-            check_positive_int("num_classes", self.num_classes)
-        inputs.check_normalize(self.normalize)
+        check_token_layer(self.vocab_size, self.window, self.num_classes, self.normalize)
         super().__post_init__()
 
     @property
@@ -324,11 +197,6 @@ class TokenLM(_OneLayer, nn.Module):
         if X.ndim == 1:
             X = X[:, None]
         return layer_logits(W, b, X, "ids", self.normalize)
-
-    @nn.nowrap
-    def init_params(self, seed=0) -> Params:
-        """Randomly initialized ``{"W", "b"}`` from an int seed or a PRNG key."""
-        return self.init(_key(seed), jnp.zeros((1, self.window), jnp.int32))["params"]
 
     @nn.nowrap
     def from_explicit(self, source) -> Params:
@@ -417,12 +285,12 @@ class MLP(nn.Module):
     task: ClassVar[str] = "classification"
 
     def __post_init__(self):
-        check_positive_int("num_features", self.num_features)
-        check_positive_int("num_classes", self.num_classes)
+        positive_int(self.num_features, "num_features")
+        positive_int(self.num_classes, "num_classes")
         if isinstance(self.hidden, (int, np.integer)):
             raise ValueError(f"hidden must be a sequence of widths, e.g. ({self.hidden},)")
         for w in self.hidden:
-            check_positive_int("every hidden width", w)
+            positive_int(w, "every hidden width")
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {ACTIVATIONS} (positive, so every layer's "
@@ -432,7 +300,7 @@ class MLP(nn.Module):
         inputs.check_normalize(self.hidden_normalize)
         if self.input_kind not in ("dense", "ids"):
             raise ValueError(f"input_kind must be 'dense' or 'ids', got {self.input_kind!r}")
-        check_positive_int("window", self.window)
+        positive_int(self.window, "window")
         if self.input_kind == "ids" and self.num_features % self.window:
             raise ValueError(
                 f"num_features={self.num_features} is not a multiple of window={self.window}; "

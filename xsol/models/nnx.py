@@ -39,198 +39,33 @@ these models with ``nnx.Optimizer``.
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from xsol.core import inputs
 from xsol.models import linen as linen_models
-from xsol.solvers.explicit import ExplicitSolution
-from xsol.models.linen import (
-    resolve_activation,
-    as_pair,
-    check_positive_int,
-    is_sharded,
-    prepare_dense,
-    prepare_ids,
-    layer_logits,
+from xsol.models.layer import (as_pair, check_dense_layer, check_token_layer, layer_logits,
+                               prepare_dense, prepare_ids)
+from xsol.models.linen import resolve_activation
+from xsol.models.nnx_base import (
+    LECUN_NORMAL,
+    ZEROS,
+    Initializer,
+    Layer,
+    Model,
+    OneLayer,
+    as_param,
+    as_rngs,
+    explicit_model,
+    source_weights,
 )
-
-Initializer = Callable[..., jax.Array]
-
-_lecun_normal = nnx.initializers.lecun_normal()
-_zeros = nnx.initializers.zeros_init()
+from xsol.solvers.explicit import ExplicitSolution
 
 
-def _rngs(rngs) -> nnx.Rngs:
-    """``rngs`` as an ``nnx.Rngs``: None means seed 0, an int is a seed."""
-    if rngs is None:
-        return nnx.Rngs(0)
-    if isinstance(rngs, (int, np.integer)) and not isinstance(rngs, bool):
-        return nnx.Rngs(int(rngs))
-    if isinstance(rngs, nnx.Rngs):
-        return rngs
-    raise TypeError(f"rngs must be an nnx.Rngs, an int seed or None, got {type(rngs).__name__}")
-
-
-def _value(x):
-    """The array of an ``nnx.Variable`` (or the array itself)."""
-    return x[...] if isinstance(x, nnx.Variable) else x
-
-
-def _param(x) -> nnx.Param:
-    """``nnx.Param(x)``; for an array split over a mesh, annotated with its partitioning.
-
-    The annotation is the ``out_sharding``/``mesh`` metadata of
-    ``nnx.with_partitioning``; the array is already placed, so it is not moved
-    (``eager_sharding=False``).
-    """
-    if is_sharded(x):
-        spec = tuple(x.sharding.spec) + (None,) * (x.ndim - len(x.sharding.spec))
-        if any(a is not None for a in spec):
-            return nnx.Param(x, out_sharding=spec, mesh=x.sharding.mesh, eager_sharding=False)
-    return nnx.Param(x)
-
-
-def _explicit_model(cls, source, config: dict, rngs):
-    """``cls(**config)`` holding the explicit weights of ``source``.
-
-    When the weights are split over several devices, the model is built
-    abstractly (``nnx.eval_shape``) and merged with them, so no random
-    ``(M, N)`` matrix is ever allocated on one device; otherwise it is
-    initialized with ``rngs`` and updated.
-    """
-    if is_sharded(_source_weights(source)):
-        abstract = nnx.eval_shape(lambda: cls(**config, rngs=nnx.Rngs(0)))
-        graphdef, _ = nnx.split(abstract)
-        return nnx.merge(graphdef, abstract.explicit_params(source))
-    model = cls(**config, rngs=rngs)
-    nnx.update(model, model.explicit_params(source))
-    return model
-
-
-def _params_state(model: nnx.Module) -> nnx.State:
-    return nnx.state(model, nnx.Param)
-
-
-def _as_param_state(params, model: nnx.Module) -> nnx.State:
-    """``params`` (an ``nnx.State`` or a pure nested dict) as a State shaped like ``model``'s."""
-    if isinstance(params, nnx.State):
-        return params
-    if isinstance(params, dict):
-        state = nnx.clone(_params_state(model))
-        try:
-            nnx.replace_by_pure_dict(state, params)
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(
-                f"params do not match the model's parameters "
-                f"{jax.tree.map(jnp.shape, nnx.to_pure_dict(state))}: {e}") from e
-        return state
-    raise TypeError(f"params must be an nnx.State or a dict, got {type(params).__name__}")
-
-
-class _Layer(nnx.Module):
-    """One softmax layer ``x~ W + b`` (params ``W``, ``b``)."""
-
-    def __init__(self, num_inputs: int, num_outputs: int, *, kind: str, normalize: str,
-                 kernel_init: Initializer, bias_init: Initializer, rngs: nnx.Rngs):
-        self.num_inputs, self.num_outputs = int(num_inputs), int(num_outputs)
-        self.kind, self.normalize = kind, normalize
-        self.W = nnx.Param(kernel_init(rngs.params(), (self.num_inputs, self.num_outputs),
-                                       jnp.float32))
-        self.b = nnx.Param(bias_init(rngs.params(), (self.num_outputs,), jnp.float32))
-
-    def __call__(self, x):
-        if self.kind == "ids" and x.ndim == 1:
-            x = x[:, None]
-        return layer_logits(self.W[...], self.b[...], x, self.kind, self.normalize)
-
-    def set(self, W, b) -> None:
-        self.W[...] = jnp.asarray(W, jnp.float32)
-        self.b[...] = jnp.asarray(b, jnp.float32)
-
-
-class _Model(nnx.Module):
-    """What the three models share."""
-
-    def _config(self) -> dict:
-        raise NotImplementedError
-
-    def init_params(self, seed=0) -> nnx.State:
-        """Random parameters, those ``rngs=nnx.Rngs(seed)`` gives, as an ``nnx.State``."""
-        return _params_state(type(self)(**self._config(), rngs=_rngs(seed)))
-
-    def _layers(self) -> list:
-        raise NotImplementedError
-
-    def layer_weights(self, params=None) -> list:
-        """``[(W, b), ...]`` per layer, bottom first: the model's own or those of ``params``.
-
-        Args:
-          params: None (this model's parameters), or an ``nnx.State``/pure dict
-            of parameters for a model of this configuration.
-        """
-        if params is None:
-            return [(layer.W[...], layer.b[...]) for layer in self._layers()]
-        model = nnx.merge(nnx.graphdef(self), _as_param_state(params, self))
-        return model.layer_weights()
-
-    def linen(self):
-        """The :mod:`xsol.models.linen` module with the same configuration.
-
-        Initializers left at their defaults are left at the linen module's defaults
-        (the same functions), so the module equals one built with the same arguments.
-        """
-        config = self._config()
-        for name, default in (("kernel_init", _lecun_normal), ("bias_init", _zeros)):
-            if config[name] is default:
-                del config[name]
-        return getattr(linen_models, type(self).__name__)(**config)
-
-    def linen_params(self) -> dict:
-        """This model's parameters in the :mod:`xsol.models.linen` layout (plain arrays)."""
-        raise NotImplementedError
-
-    @classmethod
-    def from_linen(cls, module, params, *, rngs=None):
-        """The NNX model of a :mod:`xsol.models.linen` ``module`` with its ``params``.
-
-        Args:
-          module: a linen model of the same class name.
-          params: its params dict (``{"W", "b"}`` or ``{"layers_0": ..., ...}``).
-          rngs: unused for the parameters (they are copied); initializes the
-            model before they are.
-        """
-        if type(module).__name__ != cls.__name__ or not isinstance(module, (
-                linen_models.SoftmaxRegression, linen_models.TokenLM, linen_models.MLP)):
-            raise TypeError(f"{cls.__name__}.from_linen needs an xsol.models.linen.{cls.__name__}, "
-                            f"got {type(module).__name__}")
-        config = {f: getattr(module, f) for f in cls._fields}
-        model = cls(**config, rngs=_rngs(rngs))
-        layers = module.layer_weights(params)
-        nnx.update(model, model.explicit_params(layers if cls is MLP else layers[0]))
-        return model
-
-
-class _OneLayer(_Model):
-    """A model of one softmax layer (``self.W``, ``self.b``)."""
-
-    def _layers(self) -> list:
-        return [self]
-
-    def layer_normalizations(self) -> list:
-        """``[normalize]``: how the one layer's input is normalized."""
-        return [self.normalize]
-
-    def linen_params(self) -> dict:
-        """``{"W": W, "b": b}``, the :mod:`xsol.models.linen` layout."""
-        return {"W": self.W[...], "b": self.b[...]}
-
-
-class SoftmaxRegression(_OneLayer):
+class SoftmaxRegression(OneLayer):
     """Softmax regression on dense non-negative features (NNX).
 
     ``logits = x~ W + b`` with ``x~ = x / sum(x)`` for ``normalize="l1"``: the
@@ -252,21 +87,12 @@ class SoftmaxRegression(_OneLayer):
                                 "bias_init")
 
     def __init__(self, num_features: int, num_classes: int, *, normalize: str = "l1",
-                 kernel_init: Initializer = _lecun_normal, bias_init: Initializer = _zeros,
+                 kernel_init: Initializer = LECUN_NORMAL, bias_init: Initializer = ZEROS,
                  rngs: nnx.Rngs | int | None = None):
-        check_positive_int("num_features", num_features)
-        check_positive_int("num_classes", num_classes)
-        inputs.check_normalize(normalize)
+        check_dense_layer(num_features, num_classes, normalize)
         self.num_features, self.num_classes = int(num_features), int(num_classes)
         self.normalize = normalize
-        self.kernel_init, self.bias_init = kernel_init, bias_init
-        rngs = _rngs(rngs)
-        self.W = nnx.Param(kernel_init(rngs.params(), (self.num_features, self.num_classes),
-                                       jnp.float32))
-        self.b = nnx.Param(bias_init(rngs.params(), (self.num_classes,), jnp.float32))
-
-    def _config(self) -> dict:
-        return {f: getattr(self, f) for f in self._fields}
+        self._init_weights(self.num_features, self.num_classes, kernel_init, bias_init, rngs)
 
     def __call__(self, X):
         """Logits ``(B, N)`` for dense features ``X`` of shape ``(B, M)``."""
@@ -285,7 +111,7 @@ class SoftmaxRegression(_OneLayer):
         """
         W, b = as_pair(source, (self.num_features, self.num_classes), "SoftmaxRegression",
                         kind="dense", normalize=self.normalize)
-        return nnx.State({"W": _param(W), "b": _param(b)})
+        return nnx.State({"W": as_param(W), "b": as_param(b)})
 
     @classmethod
     def from_explicit(cls, source, *, normalize: str | None = None,
@@ -301,10 +127,10 @@ class SoftmaxRegression(_OneLayer):
             around them).
           **config: other constructor arguments (``kernel_init``, ``bias_init``).
         """
-        W = _source_weights(source)
+        W = source_weights(source)
         if normalize is None:
             normalize = source.normalize if isinstance(source, ExplicitSolution) else "l1"
-        return _explicit_model(cls, source, dict(num_features=int(W.shape[0]),
+        return explicit_model(cls, source, dict(num_features=int(W.shape[0]),
                                                  num_classes=int(W.shape[1]),
                                                  normalize=normalize, **config), rngs)
 
@@ -313,7 +139,7 @@ class SoftmaxRegression(_OneLayer):
         return prepare_dense(X, self.num_features)
 
 
-class TokenLM(_OneLayer):
+class TokenLM(OneLayer):
     """Next-token softmax over a window of ``K`` previous tokens (NNX).
 
     ``logits_b = c * sum_k W[k * V + X[b, k]] + b`` with ``c = 1/K`` for
@@ -334,24 +160,13 @@ class TokenLM(_OneLayer):
                                 "kernel_init", "bias_init")
 
     def __init__(self, vocab_size: int, window: int = 1, num_classes: int | None = None, *,
-                 normalize: str = "l1", kernel_init: Initializer = _lecun_normal,
-                 bias_init: Initializer = _zeros, rngs: nnx.Rngs | int | None = None):
-        check_positive_int("vocab_size", vocab_size)
-        check_positive_int("window", window)
-        if num_classes is not None:
-            check_positive_int("num_classes", num_classes)
-        inputs.check_normalize(normalize)
+                 normalize: str = "l1", kernel_init: Initializer = LECUN_NORMAL,
+                 bias_init: Initializer = ZEROS, rngs: nnx.Rngs | int | None = None):
+        check_token_layer(vocab_size, window, num_classes, normalize)
         self.vocab_size, self.window = int(vocab_size), int(window)
         self.num_classes = None if num_classes is None else int(num_classes)
         self.normalize = normalize
-        self.kernel_init, self.bias_init = kernel_init, bias_init
-        rngs = _rngs(rngs)
-        self.W = nnx.Param(kernel_init(rngs.params(), (self.num_features, self.num_outputs),
-                                       jnp.float32))
-        self.b = nnx.Param(bias_init(rngs.params(), (self.num_outputs,), jnp.float32))
-
-    def _config(self) -> dict:
-        return {f: getattr(self, f) for f in self._fields}
+        self._init_weights(self.num_features, self.num_outputs, kernel_init, bias_init, rngs)
 
     @property
     def num_outputs(self) -> int:
@@ -373,7 +188,7 @@ class TokenLM(_OneLayer):
         """Parameters ``{W, b}`` from explicit weights, as in :class:`xsol.models.linen.TokenLM`."""
         W, b = as_pair(source, (self.num_features, self.num_outputs), "TokenLM", kind="ids",
                         normalize=self.normalize, vocab_size=self.vocab_size, window=self.window)
-        return nnx.State({"W": _param(W), "b": _param(b)})
+        return nnx.State({"W": as_param(W), "b": as_param(b)})
 
     @classmethod
     def from_explicit(cls, source, *, vocab_size: int | None = None, window: int | None = None,
@@ -390,7 +205,7 @@ class TokenLM(_OneLayer):
             when the weights are split over devices).
           **config: ``kernel_init``, ``bias_init``.
         """
-        W = _source_weights(source)
+        W = source_weights(source)
         if isinstance(source, ExplicitSolution):
             if source.kind != "ids":
                 raise ValueError("TokenLM.from_explicit: the explicit solution was fitted on "
@@ -405,7 +220,7 @@ class TokenLM(_OneLayer):
                 raise ValueError(f"TokenLM.from_explicit: W has {W.shape[0]} rows, not a "
                                  f"multiple of window={window}")
             vocab_size = int(W.shape[0]) // window
-        return _explicit_model(cls, source, dict(vocab_size=vocab_size, window=window,
+        return explicit_model(cls, source, dict(vocab_size=vocab_size, window=window,
                                                  num_classes=int(W.shape[1]),
                                                  normalize=normalize or "l1", **config), rngs)
 
@@ -414,7 +229,7 @@ class TokenLM(_OneLayer):
         return prepare_ids(X, self.vocab_size, self.window)
 
 
-class MLP(_Model):
+class MLP(Model):
     """A network of softmax layers with positive hidden activations (NNX).
 
     Layer ``l`` computes ``z_l = n_l(h_l) W_l + b_l`` with ``h_0 = X`` and
@@ -443,7 +258,7 @@ class MLP(_Model):
     def __init__(self, num_features: int, hidden: Sequence[int], num_classes: int, *,
                  activation: str = "sigmoid", normalize: str = "l1",
                  hidden_normalize: str = "l1", input_kind: str = "dense", window: int = 1,
-                 kernel_init: Initializer = _lecun_normal, bias_init: Initializer = _zeros,
+                 kernel_init: Initializer = LECUN_NORMAL, bias_init: Initializer = ZEROS,
                  rngs: nnx.Rngs | int | None = None):
         # The linen module validates the configuration with the same messages.
         linen_models.MLP(num_features, tuple(hidden) if not isinstance(hidden, (int, np.integer))
@@ -456,16 +271,13 @@ class MLP(_Model):
                                                                   hidden_normalize)
         self.input_kind, self.window = input_kind, int(window)
         self.kernel_init, self.bias_init = kernel_init, bias_init
-        rngs = _rngs(rngs)
+        rngs = as_rngs(rngs)
         sizes, norms = self.sizes, self.layer_normalizations()
         self.layers = nnx.List([
-            _Layer(sizes[l], sizes[l + 1], kind=input_kind if l == 0 else "dense",
+            Layer(sizes[l], sizes[l + 1], kind=input_kind if l == 0 else "dense",
                    normalize=norms[l], kernel_init=kernel_init, bias_init=bias_init, rngs=rngs)
             for l in range(self.num_layers)
         ])
-
-    def _config(self) -> dict:
-        return {f: getattr(self, f) for f in self._fields}
 
     def _layers(self) -> list:
         return list(self.layers)
@@ -537,7 +349,7 @@ class MLP(_Model):
                 or not layers:
             raise ValueError("MLP.from_explicit expects a list of per-layer weights "
                              "(ExplicitSolution, (W, b) or W), bottom layer first")
-        shapes = [tuple(_source_weights(s).shape) for s in layers]
+        shapes = [tuple(source_weights(s).shape) for s in layers]
         first = layers[0]
         if isinstance(first, ExplicitSolution):
             config.setdefault("normalize", first.normalize)
@@ -561,22 +373,6 @@ class MLP(_Model):
         if self.input_kind == "ids":
             return prepare_ids(X, self.num_features // self.window, self.window)
         return prepare_dense(X, self.num_features)
-
-
-def _source_weights(source):
-    """The weight matrix of an explicit source, to read its shape."""
-    if isinstance(source, ExplicitSolution):
-        return source.weights
-    if isinstance(source, dict) and "W" in source:
-        W = source["W"]
-    elif isinstance(source, (tuple, list)) and len(source) == 2:
-        W = source[0]
-    else:
-        W = source
-    W = jnp.asarray(W) if not hasattr(W, "shape") else W
-    if len(W.shape) != 2:
-        raise ValueError(f"expected weights of shape (M, N), got shape {tuple(W.shape)}")
-    return W
 
 
 def layer_inputs(model: MLP, X) -> list:

@@ -17,7 +17,8 @@ from xsol.core import defaults, inputs, memory
 from xsol.core.saved import register_saved_type
 
 from xsol.solvers import scoring
-from xsol.stats.accumulation import BatchError, accumulate
+from xsol.stats.accumulation import accumulate
+from xsol.stats.batches import BatchError
 from xsol.solvers.dense import solve
 from xsol.solvers.formula import check_next_token_query
 from xsol.stats.accumulators import CoocStats
@@ -269,8 +270,8 @@ class ExplicitSolution:
                 bias=jnp.asarray(np.maximum(log_p, -1e30), jnp.float32))
         X = base._prepare(X)
         y = inputs.check_labels(y, X.shape[0], self.num_classes)
-        beta = scoring.fit_inverse_temperature(base.weights, base.bias, X, y, kind=self.kind,
-                                               normalize=self.normalize)
+        beta = scoring.fit_inverse_temperature_batched(base.weights, base.bias, X, y,
+                                                       kind=self.kind, normalize=self.normalize)
         return dataclasses.replace(base, inverse_temperature=beta)
 
     def top_next(self, context, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -20,15 +20,15 @@ then O(1) per example (:func:`nll_sum`).
 batches of ``rows`` examples, each padded to the same shape so one compiled
 kernel serves every batch.
 
-The inverse temperature (:func:`fit_inverse_temperature`) is fitted the same
-way: Newton's method on the scalar ``beta`` with gradient and curvature summed
-over batches (or over distinct rows, K = 1), see :mod:`xsol.solvers.temperature`.
+The inverse temperature (:func:`fit_inverse_temperature_batched`) is fitted
+the same way: the damped Newton method of :mod:`xsol.solvers.temperature` on
+the scalar ``beta``, with gradient and curvature summed over batches (or over
+distinct rows, K = 1).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Iterator
 
 import jax
@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xsol.core import inputs, memory
+from xsol.solvers import temperature
 
 #: Upper bound on the bytes of one batch of float32 logits (and its temporaries).
 MAX_BATCH_BYTES = 256 << 20
@@ -272,11 +273,9 @@ def predict_proba(weights, bias, X, *, kind: str, normalize: str = "l1",
 
 
 @jax.jit
-def _moments(scores, bias, beta, weight):
-    """Per-example ``(E_p[s], Var_p[s])`` summed with ``weight``, ``p = softmax(beta s + b)``."""
-    p = jax.nn.softmax(beta * scores + bias, axis=-1)
-    mean_s = (p * scores).sum(-1)
-    var_s = (p * scores ** 2).sum(-1) - mean_s ** 2
+def _weighted_moments(scores, bias, beta, weight):
+    """``(sum_t w_t E_p[s_t], sum_t w_t Var_p[s_t])``, from :func:`temperature.score_moments`."""
+    mean_s, var_s = temperature.score_moments(scores, bias, beta)
     return jnp.sum(weight * mean_s), jnp.sum(weight * var_s)
 
 
@@ -285,21 +284,33 @@ def _batch_moments(weights, bias, beta, X, y, count, *, kind, normalize):
     s = _batch_logits(weights, jnp.zeros_like(bias), jnp.float32(1.0), X, kind=kind,
                       normalize=normalize)
     w = (jnp.arange(s.shape[0]) < count).astype(s.dtype)
-    m, v = _moments(s, bias, beta, w)
+    m, v = _weighted_moments(s, bias, beta, w)
     s_y = jnp.take_along_axis(s, y[:, None], axis=-1)[:, 0]
     return m, v, jnp.sum(w * s_y)
 
 
-def fit_inverse_temperature(weights, bias, X, y, *, kind: str, normalize: str = "l1",
-                            batch_rows: int | None = None, max_iter: int = 50,
-                            tol: float = 1e-6) -> float:
+def fit_inverse_temperature_batched(weights, bias, X, y, *, kind: str, normalize: str = "l1",
+                                    batch_rows: int | None = None,
+                                    max_iter: int = temperature.MAX_NEWTON_STEPS,
+                                    tol: float = temperature.STEP_TOLERANCE) -> float:
     """``argmin_{beta > 0} sum_t -log softmax(beta s_t + b)[y_t]`` with ``s_t = x~_t W``.
 
-    Newton's method on the scalar (see :mod:`xsol.solvers.temperature`): each step sums
-    ``E_p[s_t]``, ``Var_p[s_t]`` and ``s_t[y_t]`` over batches of examples (or,
+    The damped Newton method of :mod:`xsol.solvers.temperature`, with
+    ``L'(beta) = (sum_t E_p[s_t] - s_t[y_t]) / B`` and
+    ``L''(beta) = sum_t Var_p[s_t] / B`` summed over batches of examples (or,
     for ids with ``K = 1``, over the distinct rows, weighted by how often each
-    occurs). Steps are damped so ``beta`` at most halves or grows 5x; it stops
-    when a step is below ``tol * beta``.
+    occurs), so no more than one batch of logits is held. When every score
+    fits in one batch they are computed once and the whole loop runs on the
+    device (:func:`xsol.solvers.temperature.fit_inverse_temperature`).
+
+    Args:
+      weights: ``(M, N)``.
+      bias: ``(N,)``.
+      X: validated inputs (as for :func:`nll_sum`).
+      y: int labels ``(B,)``.
+      kind, normalize, batch_rows: as for :func:`nll_sum`.
+      max_iter: the most Newton steps.
+      tol: stop when a step is at most ``tol * beta``.
 
     Returns:
       ``beta`` (a Python float).
@@ -314,41 +325,40 @@ def fit_inverse_temperature(weights, bias, X, y, *, kind: str, normalize: str = 
         s_y_total = _gather_total(weights, jnp.zeros_like(bias), jnp.float32(1.0), x1, y,
                                   batch_rows)
         step = batch_rows or rows_per_batch(N, len(seen))
-        groups = [(_pad(seen[lo:hi], step)[:, None], _pad(counts[seen[lo:hi]], step),
-                   hi - lo) for lo, hi in batch_spans(len(seen), step)]
-    else:
-        step = batch_rows or rows_per_batch(N, n)
-        s_y_total = None
-        if step >= n:  # every score fits in one batch: compute them once, Newton on device
-            from xsol.solvers.temperature import fit_inverse_temperature as newton  # noqa: PLC0415
+        groups = [(_pad(seen[lo:hi], step)[:, None], _pad(counts[seen[lo:hi]], step))
+                  for lo, hi in batch_spans(len(seen), step)]
 
-            scores = _batch_logits(weights, jnp.zeros_like(bias), jnp.float32(1.0),
-                                   padded_slice(X, 0, n, n), kind=kind, normalize=normalize)
-            return newton(scores, bias, jnp.asarray(y))
-    beta = 1.0
-    for _ in range(max_iter):
-        mean_sum = var_sum = 0.0
-        sy = 0.0
-        if x1 is not None:
-            for r, c, _k in groups:
-                m, v = _moments(_batch_logits(weights, jnp.zeros_like(bias), jnp.float32(1.0),
-                                              r, kind=kind, normalize=normalize),
-                                bias, jnp.float32(beta), jnp.asarray(c, jnp.float32))
+        def sums(beta):
+            mean_sum = var_sum = 0.0
+            for r, c in groups:
+                m, v = _weighted_moments(_batch_logits(weights, jnp.zeros_like(bias),
+                                                       jnp.float32(1.0), r, kind=kind,
+                                                       normalize=normalize),
+                                         bias, jnp.float32(beta), jnp.asarray(c, jnp.float32))
                 mean_sum += float(m)
                 var_sum += float(v)
-            sy = s_y_total
-        else:
+            return mean_sum, var_sum, s_y_total
+    else:
+        step = batch_rows or rows_per_batch(N, n)
+        if step >= n:  # every score fits in one batch: compute them once, Newton on device
+            scores = _batch_logits(weights, jnp.zeros_like(bias), jnp.float32(1.0),
+                                   padded_slice(X, 0, n, n), kind=kind, normalize=normalize)
+            return temperature.fit_inverse_temperature(scores, bias, jnp.asarray(y))
+
+        def sums(beta):
+            mean_sum = var_sum = sy = 0.0
             for lo, hi in batch_spans(n, step):
                 m, v, s = _batch_moments(weights, bias, jnp.float32(beta),
-                                         padded_slice(X, lo, hi, step), padded_slice(y, lo, hi, step),
-                                         hi - lo, kind=kind, normalize=normalize)
+                                         padded_slice(X, lo, hi, step),
+                                         padded_slice(y, lo, hi, step), hi - lo, kind=kind,
+                                         normalize=normalize)
                 mean_sum += float(m)
                 var_sum += float(v)
                 sy += float(s)
-        g = (mean_sum - sy) / n
-        h = max(var_sum / n, 1e-12)
-        delta = min(max(g / h, -4.0 * beta), 0.5 * beta)
-        beta -= delta
-        if not math.isfinite(beta) or abs(delta) <= tol * beta:
-            break
-    return float(beta)
+            return mean_sum, var_sum, sy
+
+    def gradient_and_curvature(beta):
+        mean_sum, var_sum, sy = sums(beta)
+        return (mean_sum - sy) / n, var_sum / n
+
+    return temperature.newton_on_host(gradient_and_curvature, 1.0, max_steps=max_iter, tol=tol)

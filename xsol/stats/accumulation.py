@@ -1,13 +1,17 @@
 """One validated pass over a stream of batches: ``xsol.accumulate``.
 
-The host-side driver around the pure accumulators of :mod:`xsol.stats.accumulators`: it
-validates every batch (clear errors for bad input), runs a jit-compiled step,
-splits each batch across local devices when there are several (``shard_map``;
-token ids are counted into one table per device, added once at the end; each
-device reduces its share of dense rows in chunks whose sums the host adds),
-shows a progress bar, and never loses what it has already
-counted: on a bad batch it raises :class:`BatchError` carrying the statistics
-of every batch before it.
+The host-side driver around the pure accumulators of
+:mod:`xsol.stats.accumulators`: it validates every batch
+(:mod:`xsol.stats.batches`: clear errors for bad input), runs a jit-compiled
+step (:mod:`xsol.stats.device_steps`), splits each batch across local devices
+when there are several (``shard_map``; token ids are counted into one table
+per device, added once at the end; each device reduces its share of dense
+rows in chunks whose sums the host adds), shows a progress bar, and never
+loses what it has already counted: on a bad batch it raises
+:class:`xsol.stats.batches.BatchError` carrying the statistics of every batch
+before it. Dense totals ``F = sum_c X~_c^T Y_c`` are summed chunk by chunk,
+each chunk in float32 on the device (exact for integer-valued features below
+``2**24``, :data:`EXACT_CHUNK_ROWS`) and the chunks in float64 on the host.
 """
 
 from __future__ import annotations
@@ -20,133 +24,33 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from xsol.core import inputs
-
-from xsol.stats import accumulators as st
+from xsol.core.checks import optional_positive_int
 from xsol.core.memory import MemoryBudgetError
+from xsol.stats import accumulators as st
 from xsol.stats.accumulators import Accumulator, CoocStats
-
-
-class BatchError(ValueError):
-    """A batch was refused; the statistics gathered before it are kept.
-
-    Attributes:
-      batch_index: index of the refused batch in the stream.
-      stats: :class:`CoocStats` of all earlier batches (resume from it with
-        ``xsol.accumulate(rest, ..., state=e.stats)``).
-    """
-
-    def __init__(self, message: str, batch_index: int, stats: CoocStats):
-        super().__init__(message)
-        self.batch_index = batch_index
-        self.stats = stats
-
-
-class EmptyStreamError(ValueError):
-    """The stream yielded no batch at all."""
-
-
-def make_accumulator(
-    X, num_classes: int, *, vocab_size: int | None = None, kind: str = "auto",
-    normalize: str = "l1",
-) -> Accumulator:
-    """Builds the accumulator that fits a first batch ``X``.
-
-    Token ids need ``vocab_size``; the window ``K`` is read from ``X``'s shape.
-    Dense features take ``M`` from ``X.shape[1]``.
-    """
-    kind = inputs.infer_kind(X, kind)
-    if num_classes is None:
-        raise ValueError("num_classes must be a positive integer, got None")
-    num_classes = inputs.check_num_classes(num_classes)
-    shape = np.shape(X)
-    if kind == "ids":
-        if vocab_size is None:
-            raise ValueError("token-id inputs need vocab_size (the number of distinct ids V)")
-        window = 1 if len(shape) == 1 else shape[1]
-        if len(shape) not in (1, 2):
-            raise ValueError(f"token ids must have shape (B,) or (B, K), got shape {shape}")
-        return st.token_cooccurrence(vocab_size, num_classes, window)
-    if len(shape) != 2 or shape[1] < 1:
-        raise ValueError(
-            f"dense features must have shape (B, M) with M >= 1, got shape {shape}; "
-            "flatten images first, e.g. X.reshape(len(X), -1)"
-        )
-    return st.feature_cooccurrence(shape[1], num_classes, inputs.check_normalize(normalize))
-
-
-def _batch_stats(kind, X, y, *, vocab_size, num_classes, normalize):
-    if kind == "ids":
-        b = st.token_batch_stats(X, y, vocab_size, num_classes)
-        return b, jnp.zeros((), jnp.float32), jnp.array(True)
-    return st.dense_batch_stats(X, y, num_classes, normalize)
-
-
-@functools.partial(jax.jit, static_argnames=("kind", "vocab_size", "num_classes", "normalize"))
-def _checked_step(state, X, y, *, kind, vocab_size, num_classes, normalize):
-    b, x_min, finite = _batch_stats(
-        kind, X, y, vocab_size=vocab_size, num_classes=num_classes, normalize=normalize
-    )
-    return st.merge(state, st.cast_like(b, state)), x_min, finite
-
-
-def _count_tokens(state, X, y, *, vocab_size, num_classes):
-    """Counts a validated batch of ids into ``state``; same outputs as ``_checked_step``.
-
-    Only for batches that passed :func:`validate_batch` (ids and labels in
-    range, no padding): the scatter is told its keys are in bounds.
-    """
-    new = st.add_token_counts(state, X, y, vocab_size, num_classes, in_bounds=True)
-    return new, jnp.zeros((), jnp.float32), jnp.array(True)
-
-
-_ID_STATICS = ("vocab_size", "num_classes")
-_token_step_keep = jax.jit(_count_tokens, static_argnames=_ID_STATICS)
-#: The same, reusing the state's buffers for the result (counts updated in place).
-_token_step = jax.jit(_count_tokens, static_argnames=_ID_STATICS, donate_argnums=0)
-
-
-@functools.lru_cache(maxsize=32)
-def _sharded_step(mesh: Mesh, kind, vocab_size, num_classes, normalize):
-    """``_checked_step`` with the batch split over ``mesh``'s ``"data"`` axis.
-
-    Each device computes its shard's statistics; one ``psum`` adds them. Integer
-    counts are exact, so the result is identical for any device count.
-    """
-
-    def local(X, y):
-        b, x_min, finite = _batch_stats(
-            kind, X, y, vocab_size=vocab_size, num_classes=num_classes, normalize=normalize
-        )
-        b = jax.lax.psum(b, "data")
-        x_min = jax.lax.pmin(x_min, "data")
-        finite = jax.lax.pmin(finite.astype(jnp.int32), "data") > 0
-        return b, x_min, finite
-
-    sharded = jax.shard_map(
-        local, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=(P(), P(), P())
-    )
-
-    @jax.jit
-    def step(state, X, y):
-        b, x_min, finite = sharded(X, y)
-        return st.merge(state, st.cast_like(b, state)), x_min, finite
-
-    return step
-
-
-def data_mesh(devices=None) -> Mesh | None:
-    """A 1-D mesh named ``"data"`` over ``devices`` (default: all local devices).
-
-    Returns ``None`` for a single device (no sharding needed).
-    """
-    devices = list(jax.local_devices() if devices is None else devices)
-    if len(devices) <= 1:
-        return None
-    return Mesh(np.array(devices), ("data",))
+from xsol.stats.batches import (
+    BatchError,
+    EmptyStreamError,
+    check_state,
+    dense_value_error,
+    make_accumulator,
+    validate_batch,
+)
+from xsol.stats.device_steps import (
+    DeviceCounts,
+    checked_chunk_step,
+    checked_step,
+    count_tokens_in_place,
+    count_tokens_step,
+    data_mesh,
+    mesh_dense_partials,
+    sharded_step,
+)
+from xsol.stats.resume import StreamCheckpoint
 
 
 #: Dense host batches go to the compiled step in chunks of about this many
@@ -171,14 +75,6 @@ def chunk_rows(num_rows: int, num_features: int, itemsize: int, multiple: int = 
     unit = math.lcm(align, multiple, 16)  # 16 int32 labels are 64 bytes
     rows = max(unit, DENSE_CHUNK_BYTES // (4 * max(1, num_features)) // unit * unit)
     return min(rows, -(-num_rows // unit) * unit)
-
-
-@functools.partial(jax.jit, static_argnames=("kind", "vocab_size", "num_classes", "normalize"))
-def _checked_chunk_step(carry, X, y, *, kind, vocab_size, num_classes, normalize):
-    state, x_min, finite = carry
-    state, m, f = _checked_step(state, X, y, kind=kind, vocab_size=vocab_size,
-                                num_classes=num_classes, normalize=normalize)
-    return state, jnp.minimum(x_min, m.astype(x_min.dtype)), finite & f
 
 
 def _host_chunks(X: np.ndarray, y: np.ndarray, rows: int, num_classes: int):
@@ -226,13 +122,14 @@ def step(acc: Accumulator, state: CoocStats, X, y, mesh: Mesh | None = None, *,
     if host and acc.kind == "dense":
         rows = chunk_rows(X.shape[0], X.shape[1], X.dtype.itemsize, n)
         if X.shape[0] > rows:
-            run = functools.partial(_checked_step, **kw) if mesh is None else _sharded_step(mesh, **kw)
+            run = (functools.partial(checked_step, **kw) if mesh is None
+                   else sharded_step(mesh, **kw))
             chunks = _host_chunks(X, np.asarray(y), rows, acc.num_classes)
             Xc, yc = next(chunks)
             carry = run(state, Xc, yc)
             for Xc, yc in chunks:
                 if mesh is None:
-                    carry = _checked_chunk_step(carry, Xc, yc, **kw)
+                    carry = checked_chunk_step(carry, Xc, yc, **kw)
                 else:
                     new, m, f = run(carry[0], Xc, yc)
                     carry = (new, jnp.minimum(carry[1], m), carry[2] & f)
@@ -243,61 +140,14 @@ def step(acc: Accumulator, state: CoocStats, X, y, mesh: Mesh | None = None, *,
         y = inputs.aligned(y, np.int32)
     if mesh is None:
         if acc.kind == "ids":
-            update = _token_step if donate else _token_step_keep
+            update = count_tokens_in_place if donate else count_tokens_step
             return update(state, X, y, vocab_size=acc.vocab_size, num_classes=acc.num_classes)
-        return _checked_step(state, X, y, **kw)
+        return checked_step(state, X, y, **kw)
     pad = (-X.shape[0]) % n
     if pad:
         X = np.concatenate([np.asarray(X), np.zeros((pad,) + X.shape[1:], X.dtype)])
         y = np.concatenate([np.asarray(y), np.full((pad,), acc.num_classes, np.int32)])
-    return _sharded_step(mesh, **kw)(state, X, y)
-
-
-def validate_batch(acc: Accumulator, X, y) -> tuple[Any, np.ndarray]:
-    """Host-side checks of one batch against ``acc``; returns ``(X, y)`` ready to step.
-
-    Checks shapes, label range and (for ids) id range. Dense values (negative,
-    NaN, infinity) are checked inside the compiled step, fused with its read of
-    ``X``, and reported by :func:`accumulate`.
-    """
-    X = inputs.as_host_array(X)
-    if X.shape[0] == 0:
-        raise ValueError("the batch is empty (0 examples); expected at least one example")
-    if acc.kind == "ids":
-        X = inputs.check_ids(X, acc.vocab_size)
-        if X.shape[1] != acc.window:
-            raise ValueError(
-                f"token ids have a window of {X.shape[1]} positions, expected {acc.window} "
-                "(the window of the first batch)"
-            )
-    else:
-        inputs.check_dense_shape(X)
-        if X.shape[1] != acc.num_features:
-            raise ValueError(
-                f"features have {X.shape[1]} columns, expected {acc.num_features} "
-                "(the width of the first batch)"
-            )
-        if X.dtype == np.float16 or (not np.issubdtype(X.dtype, np.floating)
-                                     and X.dtype not in (np.uint8, np.bool_)):
-            X = X.astype(np.float32)
-    y = inputs.check_labels(y, X.shape[0], acc.num_classes)
-    return X, y
-
-
-def dense_value_error(X) -> ValueError:
-    """The error for a dense batch whose compiled checks failed (locates the entry)."""
-    try:
-        inputs.check_dense_values(np.asarray(X))
-    except ValueError as e:
-        return e
-    sums = np.asarray(X, np.float64).sum(axis=1)
-    big = np.flatnonzero(sums > np.finfo(np.float32).max)
-    if len(big):
-        return ValueError(
-            f"row {big[0]} of the features sums to {sums[big[0]]:g}, more than the largest "
-            f"float32 ({np.finfo(np.float32).max:g}), so its statistics would be inf; the sums "
-            "exceed the largest float32: scale the features down")
-    return ValueError("features contain negative or non-finite values")
+    return sharded_step(mesh, **kw)(state, X, y)
 
 
 def accumulate(
@@ -369,69 +219,13 @@ def accumulate(
             limit)
     if checkpoint_dir is None and every is None and fingerprint is None:
         return _accumulate(*args, None)
-    from xsol.stats.resume import StreamCheckpoint  # noqa: PLC0415 - import cycle
-
     with StreamCheckpoint(checkpoint_dir, every, fingerprint=fingerprint) as ckpt:
         return _accumulate(*args, ckpt)
-
-
-@functools.lru_cache(maxsize=32)
-def _device_count_step(mesh: Mesh, vocab_size: int, num_classes: int):
-    """Adds a batch of ids split over ``mesh``'s ``"data"`` axis to per-device tables.
-
-    The state has a leading device axis sharded over the mesh: each device
-    scatters its shard of the batch into its own table
-    (:func:`xsol.stats.accumulators.add_token_counts`, in place: the state is donated) and
-    nothing crosses devices until :meth:`_DeviceCounts.total`.
-    """
-
-    def local(state, X, y):
-        own = jax.tree_util.tree_map(lambda a: a[0], state)
-        own = st.add_token_counts(own, X, y, vocab_size, num_classes)
-        return jax.tree_util.tree_map(lambda a: a[None], own)
-
-    spec = P("data")
-    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec), out_specs=spec),
-                   donate_argnums=0)
-
-
-class _DeviceCounts:
-    """Exact token counts of a pass over several local devices, one table per device.
-
-    ``F = F_start + sum_d F_d``: device ``d`` counts its shard of every batch
-    into its own ``F_d``, and the tables are added once, when the total is
-    asked for (a checkpoint, an error, the end of the pass), instead of a
-    ``psum`` of the whole ``K V x N`` table after every batch. Integer sums, so
-    the result is identical to counting on one device.
-    """
-
-    def __init__(self, acc: Accumulator, start: CoocStats, mesh: Mesh):
-        self.acc, self.start, self.mesh = acc, start, mesh
-        n = mesh.devices.size
-        sharding = NamedSharding(mesh, P("data"))
-        self.tables = jax.tree_util.tree_map(
-            lambda z: jax.device_put(jnp.zeros((n,) + z.shape, z.dtype), sharding), acc.init())
-        self.step = _device_count_step(mesh, acc.vocab_size, acc.num_classes)
-
-    def add(self, X: np.ndarray, y: np.ndarray) -> None:
-        n = self.mesh.devices.size
-        pad = (-X.shape[0]) % n  # rows labelled N count nothing
-        if pad:
-            X = np.concatenate([X, np.zeros((pad,) + X.shape[1:], X.dtype)])
-            y = np.concatenate([np.asarray(y), np.full((pad,), self.acc.num_classes, np.int32)])
-        self.tables = self.step(self.tables, inputs.aligned(X), inputs.aligned(y, np.int32))
-
-    def total(self) -> CoocStats:
-        summed = jax.tree_util.tree_map(lambda a: a.sum(axis=0, dtype=a.dtype), self.tables)
-        return st.merge(self.start, st.cast_like(summed, self.start))
-
 
 def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progress, total,
                 devices, limit, ckpt):
     """The pass of :func:`accumulate`; ``ckpt``: its stream checkpoints, or None."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
-                              or limit < 1):
-        raise ValueError(f"limit must be a positive number of batches or None, got {limit!r}")
+    limit = optional_positive_int(limit, "limit", "batches")
     if total is None and hasattr(batches, "__len__"):
         total = len(batches)  # type: ignore[arg-type]
     if limit is not None:
@@ -444,7 +238,7 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
     source = iter(batches)
     i = -1
     consumed = 0  # batches counted, from the start of the stream
-    devices_counts = None  # token ids over several devices: per-device tables (_DeviceCounts)
+    devices_counts = None  # token ids over several devices: per-device tables
 
     def current() -> CoocStats | None:
         return state if devices_counts is None else devices_counts.total()
@@ -463,7 +257,7 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
             if acc is None:
                 acc = make_accumulator(X, num_classes, vocab_size=vocab_size, kind=kind,
                                        normalize=normalize)
-                state = _check_state(acc, state)
+                state = check_state(acc, state)
                 seen = int(state.num_examples)
                 base = None  # the dense passes start from zero on their own
             Xv, yv = validate_batch(acc, X, y)
@@ -490,7 +284,7 @@ def _accumulate(batches, num_classes, vocab_size, kind, normalize, state, progre
             state = _add_dense_batch(acc, state, base, Xv, yv, mesh, i)
         elif mesh is not None:
             if devices_counts is None:
-                devices_counts = _DeviceCounts(acc, state, mesh)
+                devices_counts = DeviceCounts(acc, state, mesh)
             devices_counts.add(Xv, yv)
         else:
             # Host checks above are final for ids (nothing refuses the batch after
@@ -545,20 +339,6 @@ def _add_dense_batch(acc, host: CoocStats, base: CoocStats, X, y, mesh, index: i
                      np.int64(int(host.num_examples) + X.shape[0]))
 
 
-@functools.lru_cache(maxsize=32)
-def _mesh_partials(mesh: Mesh, rows: int, num_classes: int, normalize: str):
-    """:func:`xsol.stats.accumulators.dense_chunk_partials` on every device of ``mesh`` over its share of rows."""
-
-    def local(X, y):
-        P_, m, f = st.dense_chunk_partials(X, y, rows=rows, num_classes=num_classes,
-                                           normalize=normalize)
-        return P_, m[None], f[None]
-
-    spec = P("data")
-    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(spec, spec),
-                                 out_specs=(spec, spec, spec)))
-
-
 def _dense_partials_mesh(acc, X, y, mesh: Mesh):
     """``(sum_c P_c, x_min, finite)`` of a validated dense batch split over ``mesh``'s devices.
 
@@ -574,7 +354,8 @@ def _dense_partials_mesh(acc, X, y, mesh: Mesh):
     full = n_rows // (n_dev * rows) * (n_dev * rows)
     total, x_min, finite = 0.0, np.inf, True
     if full:
-        P_, m, f = _mesh_partials(mesh, rows, acc.num_classes, acc.normalize)(X[:full], y[:full])
+        partials = mesh_dense_partials(mesh, rows, acc.num_classes, acc.normalize)
+        P_, m, f = partials(X[:full], y[:full])
         total = np.asarray(P_, np.float64).sum(axis=0)
         x_min, finite = float(np.min(np.asarray(m))), bool(np.all(np.asarray(f)))
     if full < n_rows:
@@ -584,7 +365,7 @@ def _dense_partials_mesh(acc, X, y, mesh: Mesh):
 
 
 def dense_pass_rows(num_rows: int, num_features: int, itemsize: int) -> int:
-    """Rows per chunk of the one-device dense pass: cache-sized, aligned, at most ``EXACT_CHUNK_ROWS``.
+    """Rows per chunk of the one-device dense pass: cache-sized, aligned, <= ``EXACT_CHUNK_ROWS``.
 
     :func:`chunk_rows` (about :data:`DENSE_CHUNK_BYTES` of float32 per chunk,
     chunk starts 64-byte aligned) capped at :data:`EXACT_CHUNK_ROWS`, so every
@@ -594,7 +375,9 @@ def dense_pass_rows(num_rows: int, num_features: int, itemsize: int) -> int:
 
 
 def _dense_partials_one_device(acc, X, y):
-    """``(sum_c P_c, x_min, finite)`` of a validated dense batch on one device, float64 sum on the host.
+    """``(sum_c P_c, x_min, finite)`` of a validated dense batch on one device.
+
+    The chunk sums ``P_c`` are added in float64 on the host.
 
     A 64-byte aligned host array (or a device array) goes to the device as it
     lies, with no copy: its first ``C * R`` rows in one call, the remaining
@@ -625,23 +408,3 @@ def _dense_partials_one_device(acc, X, y):
     finite = all(bool(f) for _, _, f in parts)
     return total, x_min, finite
 
-
-def _check_state(acc: Accumulator, state: CoocStats | None) -> CoocStats:
-    if state is None and acc.kind == "dense":  # host totals: no device zeros needed
-        M, N = acc.num_features, acc.num_classes
-        return CoocStats(np.zeros((M, N)), np.zeros(M), np.zeros(N, np.int64), np.int64(0))
-    if state is None:
-        state = acc.init()
-    expected = (acc.num_features, acc.num_classes)
-    if tuple(state.cooc.shape) != expected:
-        raise ValueError(
-            f"the starting state has a {tuple(state.cooc.shape)} co-occurrence matrix, "
-            f"expected {expected} for these batches"
-        )
-    if acc.kind == "dense":  # running totals on the host: float64 sums, int64 counters
-        return CoocStats(np.array(state.cooc, np.float64), np.array(state.feature_totals,
-                                                                     np.float64),
-                         np.array(state.label_counts, np.int64),
-                         np.int64(int(state.num_examples)))
-    # A copy: the driver updates its state in place (donation), the caller's stays intact.
-    return CoocStats(*(jnp.array(s, copy=True) for s in state))

@@ -240,7 +240,7 @@ def test_bad_inputs_are_refused(digits):
 
 
 def test_beyond_experiment_at_tiny_scale(tmp_path):
-    from xsol.experiments.beyond import run
+    from xsol.experiments.claims.beyond import run
     from xsol.experiments.config import ReproduceConfig, TaskCache
     from xsol.experiments.report import ClaimResult
 

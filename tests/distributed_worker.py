@@ -1,4 +1,4 @@
-"""The program each process runs in tests/test_distributed.py (not a test module itself).
+"""The program each process runs in tests/distributed/test_distributed.py (not a test module itself).
 
     python tests/distributed_worker.py multi PROCESS_ID NUM_PROCESSES PORT WORKDIR
     python tests/distributed_worker.py devices WORKDIR      # one process, forced host devices

@@ -66,3 +66,12 @@ def test_no_benchmark_inside_the_package():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("benchmarks"):
                 raise AssertionError(f"{path} imports {node.module}")
+
+
+def test_the_tests_mirror_the_package():
+    tests = pathlib.Path(__file__).resolve().parent
+    stray = [d.name for d in tests.iterdir()
+             if d.is_dir() and not d.name.startswith((".", "_"))
+             and not ((PACKAGE / d.name).is_dir() or (PACKAGE / f"{d.name}.py").is_file())]
+    assert not stray, f"test folders with no package stage of that name: {stray}"
+    assert not list(tests.glob("*/__init__.py")), "test folders are not packages"

@@ -17,7 +17,7 @@
   :func:`summarize_target` turns those runs into per-seed ratios to the
   explicit cost.
 
-``settings`` arguments are :class:`xsol.experiments.cost.CostSettings` (only
+``settings`` arguments are :class:`xsol.experiments.claims.c6_cost.CostSettings` (only
 ``max_steps`` and ``max_seconds`` are read).
 """
 

@@ -391,7 +391,7 @@ def method_notes(cfg, settings, points) -> list:
 
     Args:
       cfg: the run's :class:`xsol.experiments.config.ReproduceConfig`.
-      settings: its :class:`xsol.experiments.cost.CostSettings`.
+      settings: its :class:`xsol.experiments.claims.c6_cost.CostSettings`.
       points: the measured points.
     """
     s = settings
@@ -441,7 +441,7 @@ def growth_notes(settings, points, basis, *, texts, data_fit, widths, image) -> 
     """What each growth series varies, what dominates the explicit cost, and how each grew.
 
     Args:
-      settings: the run's :class:`xsol.experiments.cost.CostSettings`.
+      settings: the run's :class:`xsol.experiments.claims.c6_cost.CostSettings`.
       points, basis: the measured points and the verdict's basis.
       texts: ``(fit, validation, token cap)`` of each vocabulary of series (a).
       data_fit: the fitted text of series (b).

@@ -171,6 +171,4 @@ def _run_stages(cfg, folder: ReportFolder, out: Path, progress, log, t_start) ->
 
 
 def _cost(cfg, cache, out, progress) -> ClaimResult:
-    from xsol.experiments import cost
-
-    return cost.run(cfg, cache, out, progress=progress)
+    return claims.run_c6(cfg, cache, out, progress=progress)

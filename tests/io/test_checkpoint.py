@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xsol
-from conftest import bigram_data
+from token_streams import bigram_data
 from xsol.io import checkpoint
 from xsol.io.checkpoint import CheckpointError, CheckpointExistsError
 from xsol.cli import main

@@ -20,7 +20,7 @@ from xsol.distributed import StreamCheckpointError
 
 from counting_stream import Counting
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 V = 31
 
 CHILD = r"""

@@ -148,7 +148,7 @@ def test_digits_split_is_deterministic():
 
 
 # Reading through the real tensorflow-datasets, and falling back when it fails:
-# tests/test_data_tfds.py.
+# tests/data/test_data_tfds.py.
 
 
 @pytest.mark.skipif(

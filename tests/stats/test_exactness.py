@@ -7,7 +7,7 @@ import numpy as np
 
 import xsol
 from xsol.optimize.optimum import fit_optimum, layer_loss
-from conftest import bigram_data
+from token_streams import bigram_data
 
 
 def test_bigram_explicit_equals_lbfgs_optimum(rng):

@@ -32,8 +32,9 @@ from xsol.data import (
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-WORKER = os.path.join(HERE, "distributed_worker.py")
+TESTS = os.path.dirname(HERE)
+ROOT = os.path.dirname(TESTS)
+WORKER = os.path.join(TESTS, "distributed_worker.py")
 LAUNCHER = os.path.join(ROOT, "scripts", "accumulate_distributed.py")
 V, WINDOW, CLASSES = 37, 2, 10
 #: Dense float statistics: shares cut at the single pass's batches differ only

@@ -10,7 +10,7 @@ from benchmarks import SECTIONS, evaluate_targets, format_table
 from benchmarks.scaling import run_point
 from benchmarks.timing import time_interleaved
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_benchmark_writes_json_with_expected_keys(tmp_path):

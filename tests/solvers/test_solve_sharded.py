@@ -30,7 +30,7 @@ from xsol.solvers.sharded import (
 )
 from xsol.stats.accumulators import CoocStats
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = textwrap.dedent(r'''
     import json, math

@@ -14,7 +14,7 @@ from benchmarks import corpus
 from benchmarks.run import evaluate_targets, format_table
 from xsol.data import load_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MASK = (1 << 64) - 1
 
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import xsol
-from conftest import bigram_data
+from token_streams import bigram_data
 from xsol.models.linen import MLP, SoftmaxRegression, TokenLM
 from xsol.train.evaluation import evaluate, stack_batches
 from xsol.train.loop import train_and_evaluate

@@ -529,7 +529,7 @@ def test_import_does_not_need_jax():
         "pkg = types.ModuleType('xsol'); pkg.__path__ = [%r]; sys.modules['xsol'] = pkg\n"
         "import xsol.data.encode\n"
         "assert 'jax' not in sys.modules and 'tokenizers' not in sys.modules\n"
-    ) % os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "xsol")
+    ) % os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "xsol")
     import subprocess
 
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -322,5 +322,5 @@ def test_token_files_module_does_not_import_jax():
         "pkg = types.ModuleType('xsol'); pkg.__path__ = ['xsol']; sys.modules['xsol'] = pkg\n"
         "import xsol.data.token_files, xsol.core.align, xsol.data\n"
     )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
